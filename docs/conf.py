@@ -1,0 +1,145 @@
+"""Sphinx configuration for the initbook online book.
+
+Decisions that matter for a reproducible, offline ``-W -n`` build are explained where they are made:
+execution caching (myst-nb ``cache``, sphinx-gallery md5s), the bundled MathJax, and intersphinx that is
+switched on only when its servers answer (see ``initbook_docs.network_available``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).parent.resolve()
+sys.path.insert(0, str(HERE / "_ext"))
+
+import initbook  # noqa: E402
+import initbook_docs  # noqa: E402
+
+# -- Project ---------------------------------------------------------------------------------------------
+project = "initbook"
+author = "The initbook developers"
+copyright = "2026, The initbook developers"  # noqa: A001
+release = initbook.__version__
+version = release
+
+# -- General -----------------------------------------------------------------------------------------------
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.doctest",
+    "sphinx_gallery.gen_gallery",
+    "sphinx_copybutton",
+    "sphinx-mathjax-offline",  # ships MathJax 3 and points mathjax_path at the local copy
+    "initbook_docs",
+]
+exclude_patterns = [
+    "_build",
+    "**.ipynb_checkpoints",
+    # sphinx-gallery writes notebooks next to its .rst pages; myst-nb must not claim them.
+    "auto_examples/**/*.ipynb",
+    "auto_examples/**/*.py",
+    "auto_examples/**/*.codeobj.json",
+    "auto_examples/**/*.md5",
+    "auto_examples/**/*.zip",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+root_doc = "index"
+nitpicky = True
+default_role = "literal"
+pygments_style = "friendly"
+suppress_warnings = ["mystnb.unknown_mime_type"]
+numfig = True
+math_eqref_format = "Eq. {number}"
+math_numfig = True
+
+# -- Math: MathJax 3 served from _static (bundled, so math renders offline) ------------------------------
+mathjax_path = "mathjax/tex-chtml.js"
+
+# -- MyST / myst-nb ----------------------------------------------------------------------------------------
+myst_enable_extensions = ["amsmath", "colon_fence", "deflist", "dollarmath", "substitution"]
+myst_heading_anchors = 3
+myst_dmath_double_inline = True
+nb_execution_mode = "cache"
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_execution_timeout = 120
+nb_merge_streams = True
+nb_execution_cache_path = str(HERE / "_build" / ".jupyter_cache")
+nb_kernel_rgx_aliases = {".*": "python3"}
+
+# -- autodoc ---------------------------------------------------------------------------------------------
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented_params"
+autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+
+# -- doctest -------------------------------------------------------------------------------------------------
+doctest_global_setup = "import math\nimport torch\nimport initbook"
+trim_doctest_flags = True
+
+# -- intersphinx: linked when the servers answer, plain text (and no warning) when offline ---------------------
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", None),
+    "torch": ("https://docs.pytorch.org/docs/stable/", None),
+    "numpy": ("https://numpy.org/doc/stable/", None),
+    "matplotlib": ("https://matplotlib.org/stable/", None),
+}
+intersphinx_timeout = 5
+if not initbook_docs.network_available(intersphinx_mapping):
+    # CI and most build machines have no network: drop the inventories, and let initbook_docs turn
+    # references to these projects into unlinked literals instead of nitpicky warnings.
+    intersphinx_mapping = {}
+initbook_docs_external_modules = ("torch", "numpy", "matplotlib", "scipy", "typing", "collections")
+
+# -- HTML ------------------------------------------------------------------------------------------------------
+html_theme = "sphinx_book_theme"
+html_title = "initbook"
+html_static_path = ["_static"]
+html_css_files = ["initbook.css"]
+html_last_updated_fmt = None
+html_theme_options = {
+    "use_download_button": True,
+    "use_fullscreen_button": False,
+    "show_toc_level": 2,
+    "home_page_in_toc": True,
+    "navigation_with_keys": False,
+    "launch_buttons": {},
+}
+html_show_sourcelink = False
+
+# -- sphinx-gallery ----------------------------------------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "doc_module": ("initbook",),
+    "backreferences_dir": "gen_modules/backreferences",
+    "remove_config_comments": True,
+    "image_scrapers": ("matplotlib",),
+    "capture_repr": ("_repr_html_", "__repr__"),
+    "reset_modules": ("matplotlib", "initbook_docs.reset_torch"),
+    "plot_gallery": "True",
+    "run_stale_examples": False,
+    "abort_on_example_error": False,
+    "only_warn_on_example_error": False,
+    "min_reported_time": 0,
+    "show_memory": False,
+    "inspect_global_variables": False,
+    "download_all_examples": False,
+}
+if os.environ.get("SOURCE_DATE_EPOCH"):
+    sphinx_gallery_conf["min_reported_time"] = sys.maxsize
+
+warnings.filterwarnings(
+    "ignore", category=UserWarning, message="Matplotlib is currently using agg, which is a non-GUI backend"
+)

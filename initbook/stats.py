@@ -1,0 +1,276 @@
+r"""Measurement: iterate maps, find the step where they break, and summarise what flows through them.
+
+The book's first experiment is the iterated map :math:`x_{t} = a_t x_{t-1}` with random matrices
+:math:`a_t`: a deep linear network with no nonlinearity. This module builds such maps for many independent
+chains at once (one batched matrix product per step instead of a Python loop over seeds) and measures them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+
+from ._validation import check_choice, check_float_dtype, check_float_tensor, check_int, check_real
+
+__all__ = [
+    "Condition",
+    "Statistic",
+    "first_nonfinite_step",
+    "first_step",
+    "first_steps",
+    "matmul_map",
+    "trajectory",
+]
+
+Condition = Literal["nonfinite", "inf", "nan", "mean_nan", "std_nan", "zero"]
+Statistic = Literal["rms", "mean", "std", "max_abs"]
+
+_CONDITIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    # any entry is inf or NaN
+    "nonfinite": lambda x: ~torch.isfinite(x).all(dim=-1),
+    # any entry is +-inf
+    "inf": lambda x: torch.isinf(x).any(dim=-1),
+    # any entry is NaN: NaN is the only value that is not equal to itself
+    "nan": lambda x: (x != x).any(dim=-1),
+    # the seeds' checks: the statistic, computed in the chain's own dtype, is NaN
+    "mean_nan": lambda x: torch.isnan(x.mean(dim=-1)),
+    "std_nan": lambda x: torch.isnan(x.std(dim=-1)),
+    # every entry is exactly zero (underflow)
+    "zero": lambda x: (x == 0).all(dim=-1),
+}
+
+_STATISTICS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "rms": lambda x: x.pow(2).mean(dim=-1).sqrt(),
+    "mean": lambda x: x.mean(dim=-1),
+    "std": lambda x: x.std(dim=-1),
+    "max_abs": lambda x: x.abs().amax(dim=-1),
+}
+
+
+def matmul_map(
+    n: int,
+    *,
+    scale: float = 1.0,
+    trials: int = 1,
+    reuse: bool = True,
+    dtype: torch.dtype = torch.float32,
+    generator: torch.Generator | None = None,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    r"""Build the map :math:`x \mapsto a\,x` for ``trials`` independent chains of width ``n``.
+
+    Each chain has its own matrix with i.i.d. entries :math:`a_{ik} \sim \mathcal N(0, \text{scale}^2)`.
+    With ``reuse=True`` every call applies the *same* matrices (power iteration, as in the seed
+    notebooks' ``for i in range(100): x = a @ x``); with ``reuse=False`` every call draws fresh ones,
+    which is what a deep network with independently initialised layers does.
+
+    Args:
+        n: width of the square matrices.
+        scale: standard deviation of the entries (``1.0``, ``0.01`` and ``1/sqrt(n)`` in the book).
+        trials: number of independent chains, computed together as one batched product.
+        reuse: apply the same matrix at every step (``True``) or fresh matrices (``False``).
+        dtype: floating dtype of matrices and products.
+        generator: source of randomness; pass a seeded :class:`torch.Generator` for reproducible runs.
+
+    Returns:
+        A function mapping a ``(trials, n)`` tensor to the ``(trials, n)`` tensor :math:`a\,x`.
+
+    Examples:
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> step = initbook.stats.matmul_map(4, trials=3, generator=gen)
+        >>> x = torch.ones(3, 4)
+        >>> step(x).shape
+        torch.Size([3, 4])
+        >>> torch.equal(step(x), step(x))  # the same matrices every call
+        True
+    """
+    check_int("n", n, minimum=1)
+    check_int("trials", trials, minimum=1)
+    scale = check_real("scale", scale, nonnegative=True)
+    check_float_dtype("dtype", dtype)
+    if not isinstance(reuse, bool):
+        raise TypeError(f"reuse must be a bool, got {reuse!r}")
+
+    def draw() -> torch.Tensor:
+        a = torch.empty(trials, n, n, dtype=torch.float32).normal_(0.0, scale, generator=generator)
+        return a.to(dtype)
+
+    fixed = draw() if reuse else None
+
+    def step(x: torch.Tensor) -> torch.Tensor:
+        a = fixed if fixed is not None else draw()
+        return torch.matmul(a, x.to(dtype).unsqueeze(-1)).squeeze(-1)
+
+    return step
+
+
+def first_step(
+    step: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    max_steps: int,
+    condition: Condition | Callable[[torch.Tensor], torch.Tensor] = "nonfinite",
+) -> torch.Tensor:
+    r"""Iterate :math:`x_t = \text{step}(x_{t-1})` and return the first step at which ``condition`` holds.
+
+    The last dimension of ``x0`` is the feature dimension; all leading dimensions are independent chains
+    (trials), and the condition is evaluated per chain.
+
+    Conditions:
+
+    ``"nonfinite"``
+        some entry is ``inf`` or ``NaN`` (:func:`torch.isfinite`);
+    ``"inf"``
+        some entry is :math:`\pm\infty`;
+    ``"nan"``
+        some entry is NaN, detected as ``x != x`` (NaN is the one value not equal to itself);
+    ``"mean_nan"`` / ``"std_nan"``
+        the seed notebooks' checks ``x.mean() != x.mean()`` and ``x.std() != x.std()``, computed in the
+        chain's dtype: they fire only when the *statistic* is NaN, which is not the same step as the
+        first non-finite entry (an all-``+inf`` row has mean ``inf``, not NaN);
+    ``"zero"``
+        every entry is exactly ``0`` (underflow);
+
+    or a callable mapping the ``(..., n)`` state to a boolean tensor of shape ``(...)``.
+
+    Args:
+        step: the map, applied to the whole batch of chains at once.
+        x0: initial state, shape ``(..., n)``, floating point.
+        max_steps: the largest number of steps to try.
+        condition: one of the names above or a callable.
+
+    Returns:
+        A ``torch.int64`` tensor of shape ``x0.shape[:-1]``: the 1-based step :math:`t` at which the
+        condition first held for :math:`x_t`, or ``-1`` for chains where it never held within ``max_steps``.
+        Step ``0`` means the condition already held for ``x0``.
+
+    Raises:
+        ValueError: unknown ``condition`` or ``max_steps < 0``.
+        TypeError: ``x0`` is not a floating tensor, or ``condition``/``max_steps`` have the wrong type.
+
+    Examples:
+        Doubling overflows float16 (largest value 65504) on the 16th step, since :math:`2^{16} > 65504`:
+
+        >>> x0 = torch.ones(1, 3, dtype=torch.float16)
+        >>> initbook.stats.first_step(lambda x: 2 * x, x0, max_steps=40)
+        tensor([16])
+
+        Halving reaches exactly zero on the 25th step: float16's smallest positive (subnormal) value is
+        :math:`2^{-24}`, and :math:`2^{-25}` rounds to zero. It never becomes non-finite:
+
+        >>> initbook.stats.first_step(lambda x: x / 2, x0, max_steps=40, condition="zero")
+        tensor([25])
+        >>> initbook.stats.first_step(lambda x: x / 2, x0, max_steps=40, condition="nonfinite")
+        tensor([-1])
+    """
+    return first_steps(step, x0, max_steps, (condition,))[condition]
+
+
+def first_steps(
+    step: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    max_steps: int,
+    conditions: tuple[Condition | Callable[[torch.Tensor], torch.Tensor], ...] = (
+        "nonfinite",
+        "mean_nan",
+        "std_nan",
+    ),
+) -> dict:
+    """:func:`first_step` for several conditions on the *same* trajectories, in one pass.
+
+    Comparing checks (``x != x`` against ``x.mean() != x.mean()``, say) on different random draws mixes
+    the difference between the checks with the difference between the draws; this function evaluates all
+    of them on one trajectory per chain.
+
+    Returns:
+        A dict mapping each condition (name or callable) to its tensor of first steps (see
+        :func:`first_step`).
+
+    Examples:
+        >>> x0 = torch.ones(1, 3)
+        >>> steps = initbook.stats.first_steps(lambda x: 1e10 * x, x0, 10, ("inf", "nan"))
+        >>> steps["inf"], steps["nan"]
+        (tensor([4]), tensor([-1]))
+    """
+    check_float_tensor("x0", x0)
+    if x0.dim() < 1:
+        raise ValueError("x0 must have at least one dimension (the features), got a 0-d tensor")
+    check_int("max_steps", max_steps, minimum=0)
+    if isinstance(conditions, str) or callable(conditions):
+        raise TypeError(f"conditions must be a tuple of conditions, got {conditions!r}")
+    tests = {}
+    for condition in conditions:
+        if callable(condition):
+            tests[condition] = condition
+        else:
+            tests[condition] = _CONDITIONS[check_choice("condition", condition, _CONDITIONS)]
+    if not tests:
+        raise ValueError("conditions must name at least one condition")
+
+    found = {key: torch.full(x0.shape[:-1], -1, dtype=torch.int64) for key in tests}
+    x = x0
+    for t in range(max_steps + 1):
+        if t > 0:
+            x = step(x)
+        done = True
+        for key, test in tests.items():
+            hit = test(x).to(torch.bool).reshape(found[key].shape)
+            found[key] = torch.where((found[key] < 0) & hit, t, found[key])
+            done = done and bool((found[key] >= 0).all())
+        if done:
+            break
+    return found
+
+
+def first_nonfinite_step(
+    step: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, max_steps: int
+) -> torch.Tensor:
+    """The first step at which some entry of the iterated state is ``inf`` or ``NaN``.
+
+    Shorthand for :func:`first_step` with ``condition="nonfinite"``; see there for the arguments.
+
+    Examples:
+        >>> x0 = torch.ones(2, 5)
+        >>> initbook.stats.first_nonfinite_step(lambda x: 1e10 * x, x0, max_steps=10)
+        tensor([4, 4])
+    """
+    return first_step(step, x0, max_steps, "nonfinite")
+
+
+def trajectory(
+    step: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    steps: int,
+    statistic: Statistic = "rms",
+) -> torch.Tensor:
+    r"""Iterate ``step`` from ``x0`` and record a statistic of the state after every step.
+
+    The statistic is computed in float64 from the state's values, so that measuring a large (but finite)
+    float32 state does not itself overflow: the root mean square of entries of size :math:`10^{30}`
+    involves squares of size :math:`10^{60}`.
+
+    Args:
+        step: the map (applied to all chains at once).
+        x0: initial state, shape ``(..., n)``.
+        steps: number of steps.
+        statistic: ``"rms"`` (:math:`\sqrt{\tfrac1n\sum_i x_i^2}`), ``"mean"``, ``"std"`` (Bessel-corrected)
+            or ``"max_abs"``.
+
+    Returns:
+        A float64 tensor of shape ``(steps + 1, *x0.shape[:-1])``; row ``t`` is the statistic of
+        :math:`x_t`, row 0 that of ``x0``. Once a chain is non-finite its entries are ``inf`` or ``nan``.
+
+    Examples:
+        >>> x0 = torch.full((1, 4), 3.0)
+        >>> initbook.stats.trajectory(lambda x: x / 3, x0, steps=2).squeeze(1)
+        tensor([3., 1., 0.3333...], dtype=torch.float64)
+    """
+    check_float_tensor("x0", x0)
+    check_int("steps", steps, minimum=0)
+    measure = _STATISTICS[check_choice("statistic", statistic, _STATISTICS)]
+    rows = [measure(x0.double())]
+    x = x0
+    for _ in range(steps):
+        x = step(x)
+        rows.append(measure(x.double()))
+    return torch.stack(rows)

@@ -1,0 +1,146 @@
+"""Nox sessions for initbook: tests, the book, lint and single examples.
+
+Every session installs the package and its dependency groups from ``pyproject.toml`` under the pins in
+``constraints.txt`` (torch==2.13.0, a CPU build, and the docs toolchain). Virtual environments are reused and
+re-installed only when ``pyproject.toml`` or ``constraints.txt`` change, so torch is installed once.
+
+    nox -s tests              # pytest: unit, statistical and docstring doctests
+    nox -s docs               # the book: HTML with -W -n --keep-going, then the doctest builder
+    nox -s docs-fast          # the book without executing pages or examples (layout work)
+    nox -s serve              # build the book, then serve it on http://localhost:8000
+    nox -s lint               # ruff check and ruff format --check
+    nox -s example -- plot_nonfinite_step   # run one gallery script through Sphinx
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+# uv does not see the local torch wheel that pip finds; virtualenv + pip keep installs offline-friendly.
+nox.options.default_venv_backend = "virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "tests"]
+
+ROOT = Path(__file__).parent
+PROJECT = nox.project.load_toml("pyproject.toml")
+CONSTRAINTS = ROOT / "constraints.txt"
+DOCS = ROOT / "docs"
+BUILD = DOCS / "_build"
+DOCTREES = BUILD / "doctrees"
+SPHINX_STRICT = ("-W", "--keep-going", "-n", "-T")
+
+
+def _install(session: nox.Session, *groups: str, package: bool = True) -> None:
+    """Install the package (editable) and ``groups`` under the constraints, unless nothing changed."""
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", CONSTRAINTS):
+        digest.update(path.read_bytes())
+    digest.update(repr((groups, package)).encode())
+    stamp = Path(session.virtualenv.location) / ".initbook-install-stamp"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+        session.log("environment up to date (pyproject.toml and constraints.txt unchanged)")
+        return
+    requirements = list(nox.project.dependency_groups(PROJECT, *groups)) if groups else []
+    editable = ["-e", "."] if package else []
+    session.install("-c", str(CONSTRAINTS), *editable, *requirements)
+    stamp.write_text(digest.hexdigest())
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (tests/ and the package's docstring examples)."""
+    _install(session, "test")
+    session.run("pytest", *session.posargs, env={"MPLBACKEND": "Agg"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint and check formatting with ruff."""
+    _install(session, "lint", package=False)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+def _sphinx(session: nox.Session, builder: str, outdir: Path, *extra: str) -> None:
+    session.run(
+        "sphinx-build",
+        "-b",
+        builder,
+        "-d",
+        str(DOCTREES),
+        *extra,
+        str(DOCS),
+        str(outdir),
+        env={"MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"},
+    )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the book with warnings as errors, then run its doctests on the same doctrees.
+
+    Pass ``--clean`` after ``--`` to delete the previous build (and the execution cache) first.
+    """
+    _install(session, "docs")
+    if "--clean" in session.posargs:
+        for path in (BUILD, DOCS / "auto_examples", DOCS / "gen_modules", DOCS / "api" / "generated"):
+            shutil.rmtree(path, ignore_errors=True)
+    _sphinx(session, "html", BUILD / "html", *SPHINX_STRICT)
+    _sphinx(session, "doctest", BUILD / "doctest", *SPHINX_STRICT)
+    session.log(f"The book is in {BUILD / 'html'}; open index.html or run `nox -s serve`.")
+
+
+@nox.session(name="docs-fast")
+def docs_fast(session: nox.Session) -> None:
+    """Build the book without executing pages or examples (glued numbers are missing, so no -W)."""
+    _install(session, "docs")
+    session.run(
+        "sphinx-build",
+        "-b",
+        "html",
+        "-d",
+        str(BUILD / "doctrees-fast"),
+        "-D",
+        "plot_gallery=0",
+        "-D",
+        "nb_execution_mode=off",
+        str(DOCS),
+        str(BUILD / "html-fast"),
+        env={"MPLBACKEND": "Agg"},
+    )
+
+
+@nox.session
+def serve(session: nox.Session) -> None:
+    """Build the book (as ``docs``) and serve it on http://localhost:8000 until interrupted."""
+    docs(session)
+    port = session.posargs[0] if session.posargs and session.posargs[0].isdigit() else "8000"
+    session.log(f"Serving {BUILD / 'html'} on http://localhost:{port} (Ctrl-C to stop)")
+    session.run(sys.executable, "-m", "http.server", port, "-d", str(BUILD / "html"), external=True)
+
+
+@nox.session
+def example(session: nox.Session) -> None:
+    """Run gallery examples whose file name matches the given pattern, through Sphinx.
+
+    ``nox -s example -- plot_nonfinite_step`` re-executes that script and rebuilds its page.
+    """
+    if not session.posargs:
+        session.error("name an example: nox -s example -- plot_nonfinite_step")
+    _install(session, "docs")
+    pattern = session.posargs[0].removesuffix(".py")
+    _sphinx(
+        session,
+        "html",
+        BUILD / "html",
+        "-D",
+        f"sphinx_gallery_conf.filename_pattern={pattern}",
+        "-D",
+        "sphinx_gallery_conf.run_stale_examples=True",
+    )
