@@ -7,6 +7,7 @@ switched on only when its servers answer (see ``initbook_docs.network_available`
 
 from __future__ import annotations
 
+import doctest
 import os
 import sys
 import warnings
@@ -85,6 +86,7 @@ napoleon_use_rtype = False
 # -- doctest -------------------------------------------------------------------------------------------------
 doctest_global_setup = "import math\nimport torch\nimport initbook"
 trim_doctest_flags = True
+doctest_default_flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.DONT_ACCEPT_TRUE_FOR_1
 
 # -- intersphinx: linked when the servers answer, plain text (and no warning) when offline ---------------------
 intersphinx_mapping = {

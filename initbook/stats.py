@@ -27,6 +27,17 @@ __all__ = [
 Condition = Literal["nonfinite", "inf", "nan", "mean_nan", "std_nan", "zero"]
 Statistic = Literal["rms", "mean", "std", "max_abs"]
 
+def _per_chain(x: torch.Tensor, reduce: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Apply ``reduce`` to each chain's 1-D vector separately, as ``x.std()`` on a single vector does.
+
+    A reduction over the last dimension of a batch (``x.std(dim=-1)``) runs a different kernel, with a
+    different summation order, than the same reduction of a 1-D tensor; near the overflow threshold the
+    two can disagree about NaN. The seed notebooks reduce 1-D vectors, so this does too.
+    """
+    flat = x.reshape(-1, x.shape[-1])
+    return torch.stack([reduce(row) for row in flat]).reshape(x.shape[:-1])
+
+
 _CONDITIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     # any entry is inf or NaN
     "nonfinite": lambda x: ~torch.isfinite(x).all(dim=-1),
@@ -34,9 +45,9 @@ _CONDITIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "inf": lambda x: torch.isinf(x).any(dim=-1),
     # any entry is NaN: NaN is the only value that is not equal to itself
     "nan": lambda x: (x != x).any(dim=-1),
-    # the seeds' checks: the statistic, computed in the chain's own dtype, is NaN
-    "mean_nan": lambda x: torch.isnan(x.mean(dim=-1)),
-    "std_nan": lambda x: torch.isnan(x.std(dim=-1)),
+    # the seeds' checks: the statistic of each chain's 1-D vector, computed in its own dtype, is NaN
+    "mean_nan": lambda x: _per_chain(x, torch.mean).isnan(),
+    "std_nan": lambda x: _per_chain(x, torch.std).isnan(),
     # every entry is exactly zero (underflow)
     "zero": lambda x: (x == 0).all(dim=-1),
 }
@@ -125,9 +136,10 @@ def first_step(
     ``"nan"``
         some entry is NaN, detected as ``x != x`` (NaN is the one value not equal to itself);
     ``"mean_nan"`` / ``"std_nan"``
-        the seed notebooks' checks ``x.mean() != x.mean()`` and ``x.std() != x.std()``, computed in the
-        chain's dtype: they fire only when the *statistic* is NaN, which is not the same step as the
-        first non-finite entry (an all-``+inf`` row has mean ``inf``, not NaN);
+        the seed notebooks' checks ``x.mean() != x.mean()`` and ``x.std() != x.std()``, applied to each
+        chain's 1-D vector in its own dtype: they fire when the *statistic* is NaN, which need not be the
+        step of the first non-finite entry (the statistic's own float sum can overflow first, and an
+        all-``+inf`` vector has mean ``inf``, not NaN);
     ``"zero"``
         every entry is exactly ``0`` (underflow);
 
@@ -262,8 +274,11 @@ def trajectory(
 
     Examples:
         >>> x0 = torch.full((1, 4), 3.0)
-        >>> initbook.stats.trajectory(lambda x: x / 3, x0, steps=2).squeeze(1)
-        tensor([3., 1., 0.3333...], dtype=torch.float64)
+        >>> rms = initbook.stats.trajectory(lambda x: x / 3, x0, steps=2)
+        >>> rms.shape, rms.dtype
+        (torch.Size([3, 1]), torch.float64)
+        >>> [round(v, 4) for v in rms[:, 0].tolist()]
+        [3.0, 1.0, 0.3333]
     """
     check_float_tensor("x0", x0)
     check_int("steps", steps, minimum=0)
