@@ -89,7 +89,12 @@ def docs(session: nox.Session) -> None:
     """
     _install(session, "docs")
     if "--clean" in session.posargs:
-        for path in (BUILD, DOCS / "auto_examples", DOCS / "gen_modules", DOCS / "api" / "generated"):
+        for path in (
+            BUILD,
+            DOCS / "auto_examples",
+            DOCS / "gen_modules",
+            DOCS / "api" / "generated",
+        ):
             shutil.rmtree(path, ignore_errors=True)
     _sphinx(session, "html", BUILD / "html", *SPHINX_STRICT)
     _sphinx(session, "doctest", BUILD / "doctest", *SPHINX_STRICT)

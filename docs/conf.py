@@ -16,13 +16,14 @@ from pathlib import Path
 HERE = Path(__file__).parent.resolve()
 sys.path.insert(0, str(HERE / "_ext"))
 
-import initbook  # noqa: E402
-import initbook_docs  # noqa: E402
+import initbook_docs
+
+import initbook
 
 # -- Project ---------------------------------------------------------------------------------------------
 project = "initbook"
 author = "The initbook developers"
-copyright = "2026, The initbook developers"  # noqa: A001
+copyright = "2026, The initbook developers"
 release = initbook.__version__
 version = release
 
@@ -86,7 +87,9 @@ napoleon_use_rtype = False
 # -- doctest -------------------------------------------------------------------------------------------------
 doctest_global_setup = "import math\nimport torch\nimport initbook"
 trim_doctest_flags = True
-doctest_default_flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.DONT_ACCEPT_TRUE_FOR_1
+doctest_default_flags = (
+    doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.DONT_ACCEPT_TRUE_FOR_1
+)
 
 # -- intersphinx: linked when the servers answer, plain text (and no warning) when offline ---------------------
 intersphinx_mapping = {
@@ -143,5 +146,7 @@ if os.environ.get("SOURCE_DATE_EPOCH"):
     sphinx_gallery_conf["min_reported_time"] = sys.maxsize
 
 warnings.filterwarnings(
-    "ignore", category=UserWarning, message="Matplotlib is currently using agg, which is a non-GUI backend"
+    "ignore",
+    category=UserWarning,
+    message="Matplotlib is currently using agg, which is a non-GUI backend",
 )

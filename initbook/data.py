@@ -172,10 +172,14 @@ def _verify(path: Path, checksums: Mapping[str, str] | None) -> None:
         return
     expected = checksums.get(path.name)
     if expected is None:
-        raise DataError(f"{path}: no checksum known for {path.name!r}; known files: {sorted(checksums)}")
+        raise DataError(
+            f"{path}: no checksum known for {path.name!r}; known files: {sorted(checksums)}"
+        )
     actual = md5sum(path)
     if actual != expected:
-        raise DataError(f"{path}: MD5 {actual} does not match the expected {expected}; delete it and re-download")
+        raise DataError(
+            f"{path}: MD5 {actual} does not match the expected {expected}; delete it and re-download"
+        )
 
 
 def download_mnist(
@@ -285,12 +289,16 @@ def load_mnist(
             tensors.append(read_idx(path))
             continue
         if not path.exists():
-            raise DataError(f"{path} not found (files in {directory}: {sorted(p.name for p in directory.iterdir())})")
+            raise DataError(
+                f"{path} not found (files in {directory}: {sorted(p.name for p in directory.iterdir())})"
+            )
         _verify(path, checksums)
         tensors.append(read_idx(path))
     images, labels = tensors
     if images.dim() != 3 or images.dtype != torch.uint8:
-        raise DataError(f"images must be a uint8 (N, rows, cols) array, got {images.dtype} {tuple(images.shape)}")
+        raise DataError(
+            f"images must be a uint8 (N, rows, cols) array, got {images.dtype} {tuple(images.shape)}"
+        )
     if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
         raise DataError(f"{images.shape[0]} images but labels of shape {tuple(labels.shape)}")
     if labels.numel() and int(labels.max()) > 9:
@@ -344,4 +352,6 @@ def book_split(
     if normalize:
         mean, std = x_train.mean(), x_train.std(correction=0)
         x_train, x_held = (x_train - mean) / std, (x_held - mean) / std
-    return Split(x_train, labels[order[:n_train]], x_held, labels[order[n_train : n_train + n_heldout]])
+    return Split(
+        x_train, labels[order[:n_train]], x_held, labels[order[n_train : n_train + n_heldout]]
+    )

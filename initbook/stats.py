@@ -27,6 +27,7 @@ __all__ = [
 Condition = Literal["nonfinite", "inf", "nan", "mean_nan", "std_nan", "zero"]
 Statistic = Literal["rms", "mean", "std", "max_abs"]
 
+
 def _per_chain(x: torch.Tensor, reduce: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Apply ``reduce`` to each chain's 1-D vector separately, as ``x.std()`` on a single vector does.
 
@@ -44,7 +45,7 @@ _CONDITIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     # any entry is +-inf
     "inf": lambda x: torch.isinf(x).any(dim=-1),
     # any entry is NaN: NaN is the only value that is not equal to itself
-    "nan": lambda x: (x != x).any(dim=-1),
+    "nan": lambda x: (x != x).any(dim=-1),  # noqa: PLR0124 (the point: NaN != NaN)
     # the seeds' checks: the statistic of each chain's 1-D vector, computed in its own dtype, is NaN
     "mean_nan": lambda x: _per_chain(x, torch.mean).isnan(),
     "std_nan": lambda x: _per_chain(x, torch.std).isnan(),

@@ -125,7 +125,9 @@ def fit(
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
     if x.shape[0] < batch_size:
-        raise ValueError(f"batch_size={batch_size} is larger than the {x.shape[0]} training samples")
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {x.shape[0]} training samples"
+        )
     if snapshot_every is not None:
         check_int("snapshot_every", snapshot_every, minimum=1)
         if snapshot_fn is None:

@@ -29,7 +29,7 @@ def _write_split(directory: Path, *, compress: bool = True, n: int = N_IMAGES) -
     images = _idx(0x08, (n, 28, 28), bytes((i * 7) % 256 for i in range(n * 28 * 28)))
     labels = _idx(0x08, (n,), bytes(i % 10 for i in range(n)))
     sums = {}
-    for name, blob in zip(data.MNIST_FILES["test"], (images, labels)):
+    for name, blob in zip(data.MNIST_FILES["test"], (images, labels), strict=True):
         if compress:
             blob = gzip.compress(blob, mtime=0)
         else:
@@ -51,7 +51,9 @@ def test_read_idx_raw_and_gzip(tmp_path):
 
 
 def test_read_idx_other_types(tmp_path):
-    raw = _idx(0x0C, (2,), (5).to_bytes(4, "big", signed=True) + (-3).to_bytes(4, "big", signed=True))
+    raw = _idx(
+        0x0C, (2,), (5).to_bytes(4, "big", signed=True) + (-3).to_bytes(4, "big", signed=True)
+    )
     (tmp_path / "ints").write_bytes(raw)
     assert data.read_idx(tmp_path / "ints").tolist() == [5, -3]
 
@@ -101,7 +103,9 @@ def test_load_uncompressed_split(tmp_path):
 
 def test_load_checksum_mismatch(tmp_path):
     _write_split(tmp_path)
-    with pytest.raises(data.DataError, match="does not match the expected 9fb629c4189551a2d022fa330f9573f3"):
+    with pytest.raises(
+        data.DataError, match="does not match the expected 9fb629c4189551a2d022fa330f9573f3"
+    ):
         data.load_mnist("test", tmp_path)  # official checksums, our fake files
 
 
@@ -113,7 +117,7 @@ def test_load_missing_directory(tmp_path):
 def test_load_missing_file(tmp_path):
     sums = _write_split(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz not found"):
+    with pytest.raises(data.DataError, match=r"t10k-labels-idx1-ubyte\.gz not found"):
         data.load_mnist("test", tmp_path, checksums=sums)
 
 
@@ -169,7 +173,7 @@ def test_download_all_mirrors_fail(tmp_path):
     for name in sums:
         (corrupt / name).write_bytes(b"not the file")
     target = tmp_path / "target"
-    with pytest.raises(data.DataError, match="could not download t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(data.DataError, match=r"could not download t10k-images-idx3-ubyte\.gz"):
         data.download_mnist("test", target, mirrors=(corrupt.as_uri() + "/",), checksums=sums)
     assert list(target.iterdir()) == []
 
@@ -193,17 +197,25 @@ def test_download_uses_injected_urlopen(tmp_path):
         seen.append(url)
         return open(mirror / url.rsplit("/", 1)[-1], "rb")
 
-    data.download_mnist("test", tmp_path / "t", mirrors=("https://example.invalid/mnist",),
-                        checksums=sums, urlopen=fake_urlopen)
+    data.download_mnist(
+        "test",
+        tmp_path / "t",
+        mirrors=("https://example.invalid/mnist",),
+        checksums=sums,
+        urlopen=fake_urlopen,
+    )
     assert seen == [f"https://example.invalid/mnist/{name}" for name in data.MNIST_FILES["test"]]
 
 
 def test_book_split_is_deterministic_and_disjoint():
-    images = torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = torch.randint(
+        0, 256, (50, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     labels = torch.arange(50) % 10
     a = data.book_split(images, labels, n_train=30, n_heldout=20, seed=3)
     b = data.book_split(images, labels, n_train=30, n_heldout=20, seed=3)
-    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_heldout, b.y_heldout)
+    assert torch.equal(a.x_train, b.x_train)
+    assert torch.equal(a.y_heldout, b.y_heldout)
     assert abs(a.x_train.mean().item()) < 1e-5
     # disjoint: the 50 rows, un-normalized, are all present exactly once
     raw = data.book_split(images, labels, n_train=30, n_heldout=20, seed=3, normalize=False)
@@ -217,11 +229,25 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 @pytest.mark.skipif(
-    not (Path(os.environ.get("INITBOOK_DATA", "/nonexistent")) / "mnist").is_dir() and not SHARED.is_dir(),
+    not (Path(os.environ.get("INITBOOK_DATA", "/nonexistent")) / "mnist").is_dir()
+    and not SHARED.is_dir(),
     reason="official MNIST test files not available",
 )
 def test_official_test_split_checksums_and_shape():
-    root = Path(os.environ["INITBOOK_DATA"]) / "mnist" if os.environ.get("INITBOOK_DATA") else SHARED
+    root = (
+        Path(os.environ["INITBOOK_DATA"]) / "mnist" if os.environ.get("INITBOOK_DATA") else SHARED
+    )
     images, labels = data.load_mnist("test", root)
     assert images.shape == (10_000, 28, 28)
-    assert torch.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert torch.bincount(labels).tolist() == [
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
+    ]

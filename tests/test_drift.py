@@ -17,8 +17,9 @@ from initbook import stats, theory
 def test_log_rms_moments_match_fresh_gaussian_layers():
     n, steps, trials = 64, 40, 400
     gen = torch.Generator().manual_seed(11)
-    step = stats.matmul_map(n, scale=1 / math.sqrt(n), trials=trials, reuse=False, generator=gen,
-                            dtype=torch.float64)
+    step = stats.matmul_map(
+        n, scale=1 / math.sqrt(n), trials=trials, reuse=False, generator=gen, dtype=torch.float64
+    )
     x0 = torch.randn(trials, n, generator=gen, dtype=torch.float64)
     rms = stats.trajectory(step, x0, steps)
     log_ratio = (rms[-1] / rms[0]).log()

@@ -10,7 +10,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("**/plot_*.py"))
 

@@ -42,7 +42,9 @@ def test_matmul_map_dtype(dtype):
 def test_matmul_map_entry_variance_matches_scale():
     """The sample variance of a @ e_1 (a column of a) estimates scale**2; 4 sigma tolerance."""
     n, trials, scale = 64, 200, 0.3
-    step = stats.matmul_map(n, scale=scale, trials=trials, generator=torch.Generator().manual_seed(3))
+    step = stats.matmul_map(
+        n, scale=scale, trials=trials, generator=torch.Generator().manual_seed(3)
+    )
     e1 = torch.zeros(trials, n, dtype=torch.float64)
     e1[:, 0] = 1
     col = step(e1.float()).double().flatten()
@@ -68,7 +70,9 @@ def test_first_step_zero_means_initial_state():
 def test_first_steps_distinguishes_inf_and_nan():
     # a map that overflows to +inf only: no NaN ever appears in the entries
     x0 = torch.ones(2, 4)
-    out = stats.first_steps(lambda x: x * 1e20, x0, 5, ("inf", "nan", "nonfinite", "std_nan", "mean_nan"))
+    out = stats.first_steps(
+        lambda x: x * 1e20, x0, 5, ("inf", "nan", "nonfinite", "std_nan", "mean_nan")
+    )
     assert out["inf"].tolist() == [2, 2]
     assert out["nonfinite"].tolist() == [2, 2]
     assert out["nan"].tolist() == [-1, -1]

@@ -46,8 +46,9 @@ def test_fit_history_shapes_and_learning():
 
 def test_fit_snapshots():
     x, y = _problem()
-    h = train.fit(_model(), x, y, epochs=2, batch_size=64, snapshot_every=2,
-                  snapshot_fn=lambda m, step: step)
+    h = train.fit(
+        _model(), x, y, epochs=2, batch_size=64, snapshot_every=2, snapshot_fn=lambda m, step: step
+    )
     assert [s for s, _ in h.snapshots] == [0, 2, 4, 6, 8]
 
 
@@ -76,7 +77,11 @@ def test_fit_adam():
         ({"batch_size": 1000}, ValueError, "larger than the 256 training samples"),
         ({"lr": 0.0}, ValueError, "lr must be > 0"),
         ({"lr": True}, TypeError, "lr must be a real number"),
-        ({"optimizer": "rmsprop"}, ValueError, r"optimizer='rmsprop' is not one of \['adam', 'sgd'\]"),
+        (
+            {"optimizer": "rmsprop"},
+            ValueError,
+            r"optimizer='rmsprop' is not one of \['adam', 'sgd'\]",
+        ),
         ({"snapshot_every": 2}, ValueError, "snapshot_every needs a snapshot_fn"),
     ],
 )

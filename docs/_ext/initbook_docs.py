@@ -16,7 +16,6 @@ import os
 import socket
 from urllib.parse import urlparse
 
-from docutils import nodes
 from sphinx.application import Sphinx
 
 _TYPING_NAMES = {
@@ -82,7 +81,9 @@ def _append_minigallery(app: Sphinx, what, name, obj, options, lines):
         return
     short = "initbook." + name.rsplit(".", 1)[-1]
     targets = name if short == name else f"{name} {short}"
-    lines.extend(["", f".. minigallery:: {targets}", "    :add-heading: Gallery examples using this", ""])
+    lines.extend(
+        ["", f".. minigallery:: {targets}", "    :add-heading: Gallery examples using this", ""]
+    )
 
 
 def setup(app: Sphinx) -> dict:

@@ -46,15 +46,27 @@ for name, dtype in formats.items():
 # -------------------
 # Points are the median over chains with the full range as an error bar; lines are the prediction.
 fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
-for (name, color) in zip(formats, ["C3", "C2", "C0"]):
+for name, color in zip(formats, ["C3", "C2", "C0"], strict=True):
     med = torch.stack([m.median() for m in measured[name]])
     lo = med - torch.stack([m.min() for m in measured[name]])
     hi = torch.stack([m.max() for m in measured[name]]) - med
-    ax.errorbar(widths, med, yerr=torch.stack([lo, hi]), fmt="o", color=color, capsize=3,
-                label=f"{name}, measured")
+    ax.errorbar(
+        widths,
+        med,
+        yerr=torch.stack([lo, hi]),
+        fmt="o",
+        color=color,
+        capsize=3,
+        label=f"{name}, measured",
+    )
     ax.plot(widths, predicted[name], "-", color=color, lw=1, label=f"{name}, theory")
-ax.set(xscale="log", yscale="log", xlabel="width n", ylabel="first non-finite step",
-       title=r"Overflow of $x_t = a_t x_{t-1}$, $a \sim \mathcal{N}(0,1)$")
+ax.set(
+    xscale="log",
+    yscale="log",
+    xlabel="width n",
+    ylabel="first non-finite step",
+    title=r"Overflow of $x_t = a_t x_{t-1}$, $a \sim \mathcal{N}(0,1)$",
+)
 ax.set_xticks(widths, [str(n) for n in widths])
 ax.legend(fontsize=8, ncols=2)
 plt.show()

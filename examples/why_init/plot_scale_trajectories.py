@@ -52,7 +52,9 @@ for i, f in enumerate(factors):
     ax.plot(t, t * math.log10(initbook.theory.growth_factor(N, s)), color=color, ls=":", lw=1)
     over = initbook.theory.overflow_step(N, s)
     under = initbook.theory.underflow_step(N, s)
-    print(f"s = {f:4.2f}/sqrt(n): g = {f:4.2f}, predicted overflow step {over}, underflow step {under}")
+    print(
+        f"s = {f:4.2f}/sqrt(n): g = {f:4.2f}, predicted overflow step {over}, underflow step {under}"
+    )
 
 lo, hi, tiny = initbook.theory.float_range(torch.float32)
 ax.axhline(math.log10(lo), color="k", lw=0.8)
