@@ -15,6 +15,7 @@ re-installed only when ``pyproject.toml`` or ``constraints.txt`` change, so torc
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -56,7 +57,7 @@ def _install(session: nox.Session, *groups: str, package: bool = True) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite (tests/ and the package's docstring examples)."""
     _install(session, "test")
-    session.run("pytest", *session.posargs, env={"MPLBACKEND": "Agg"})
+    session.run("pytest", *session.posargs, env=_docs_env())
 
 
 @nox.session
@@ -65,6 +66,20 @@ def lint(session: nox.Session) -> None:
     _install(session, "lint", package=False)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+def _docs_env() -> dict[str, str]:
+    """Environment for building the book: Agg backend, stable hashing, and where MNIST lives.
+
+    ``INITBOOK_DATA`` is respected if set; otherwise a ``shared/data`` folder beside the checkout (where CI
+    keeps the official MNIST files) is used if it exists, and otherwise the loader's user cache, where
+    ``load_mnist(download=True)`` fetches and verifies the official files on a machine with internet.
+    """
+    env = {"MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
+    shared = ROOT.parent / "shared" / "data"
+    if "INITBOOK_DATA" not in os.environ and (shared / "mnist").is_dir():
+        env["INITBOOK_DATA"] = str(shared)
+    return env
 
 
 def _sphinx(session: nox.Session, builder: str, outdir: Path, *extra: str) -> None:
@@ -77,7 +92,7 @@ def _sphinx(session: nox.Session, builder: str, outdir: Path, *extra: str) -> No
         *extra,
         str(DOCS),
         str(outdir),
-        env={"MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"},
+        env=_docs_env(),
     )
 
 
@@ -117,7 +132,7 @@ def docs_fast(session: nox.Session) -> None:
         "nb_execution_mode=off",
         str(DOCS),
         str(BUILD / "html-fast"),
-        env={"MPLBACKEND": "Agg"},
+        env=_docs_env(),
     )
 
 
