@@ -5,7 +5,7 @@
   then renders references into torch, numpy, Python, ... as unlinked code instead of ``-n`` warnings.
   Online, the same references become links. ``INITBOOK_OFFLINE=1`` forces the offline behaviour.
 * :func:`reset_torch` is sphinx-gallery's per-example resetter: every example starts from the same torch
-  seed and thread count, whatever ran before it.
+  seed, thread count and default dtype, whatever ran before it.
 * Every API entry gets a mini-gallery of the examples that use it (sphinx-gallery backreferences).
 """
 
@@ -47,12 +47,22 @@ def network_available(mapping: dict, timeout: float = 2.0) -> bool:
     return True
 
 
+_DEFAULT_THREADS: int | None = None
+
+
 def reset_torch(gallery_conf, fname):  # signature required by sphinx-gallery
-    """Give every gallery example the same fresh torch state: seed 0, one thread, default dtype."""
+    """Give every gallery example the same fresh torch state: seed 0, torch's default thread count, float32.
+
+    The thread count is restored to the value torch chose at start-up (one per physical core), so an
+    example that changes it cannot slow down or change the summation order of the ones after it.
+    """
+    global _DEFAULT_THREADS
     import torch
 
+    if _DEFAULT_THREADS is None:
+        _DEFAULT_THREADS = torch.get_num_threads()
     torch.manual_seed(0)
-    torch.set_num_threads(1)
+    torch.set_num_threads(_DEFAULT_THREADS)
     torch.set_default_dtype(torch.float32)
 
 
