@@ -44,6 +44,13 @@ def test_fit_history_shapes_and_learning():
     assert not h.diverged
 
 
+def test_fit_without_train_accuracy():
+    x, y = _problem()
+    h = train.fit(_model(), x, y, epochs=2, batch_size=64, track_train_accuracy=False)
+    assert h.train_accuracy == []
+    assert len(h.epoch_loss) == 2
+
+
 def test_fit_snapshots():
     x, y = _problem()
     h = train.fit(
