@@ -33,8 +33,12 @@ def check_real(
     *,
     positive: bool = False,
     nonnegative: bool = False,
+    allow_inf: bool = False,
 ) -> float:
-    """Return ``value`` as a finite float; reject bools, non-numbers, non-finite and out-of-range values."""
+    """Return ``value`` as a finite float; reject bools, non-numbers, non-finite and out-of-range values.
+
+    With ``allow_inf=True``, ``+inf`` and ``-inf`` are accepted too (NaN never is).
+    """
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -42,7 +46,7 @@ def check_real(
             f"{name} must be a real number, got {value!r} of type {type(value).__name__}"
         )
     value = float(value)
-    if not math.isfinite(value):
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if positive and value <= 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
