@@ -83,6 +83,7 @@ autodoc_default_options = {"members": True, "undoc-members": False, "show-inheri
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
+napoleon_use_ivar = True  # dataclass "Attributes:" as fields, not duplicate attribute entries
 
 # -- doctest -------------------------------------------------------------------------------------------------
 doctest_global_setup = "import math\nimport torch\nimport initbook"
