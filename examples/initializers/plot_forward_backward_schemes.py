@@ -146,7 +146,7 @@ plt.show()
 # --------
 # LeCun and Xavier (the same on the square hidden layers) lose a factor 2 per ReLU layer in both directions:
 # they are the right rules for linear layers. PyTorch's default loses a factor 6 per layer until the bias
-# variance :math:`1/(3n)` takes over, forward; backward there is no bias to lean on and the gradient shrinks
-# by :math:`6^{19} \approx 6\times 10^{14}` from the top to the bottom. The two He modes keep one direction
+# variance :math:`1/(3n)` takes over, forward; backward there is no bias to lean on, and the gradient
+# shrinks by a factor 6 per hidden layer, 16 orders of magnitude from the top to the bottom. The two He modes keep one direction
 # exactly flat and leave the other off only by the ratio of the widths at the ends (:math:`784/256` at the
 # bottom, :math:`256/10` at the top), whatever the depth: the product of the per-layer factors telescopes.

@@ -153,6 +153,7 @@ plt.show()
 # The three weight distributions give the same variance at every width: the rule sees only
 # :math:`\operatorname{Var}[a]`. Correlated inputs do not bias it either, because the cross terms
 # :math:`\mathbb E[a_{ik} a_{il}]\,\mathbb E[x_k x_l]` vanish through the weights; what they cost is
-# precision. All entries of one input share the random :math:`\lVert x\rVert^2`, which now fluctuates by
-# :math:`\rho` relative to its mean at every width, so the error bars stay wide instead of shrinking with
-# :math:`n`. The rule is what :func:`initbook.lecun_normal_` and :func:`initbook.kaiming_normal_` build on.
+# precision. All entries of one input share the random :math:`\lVert x\rVert^2/n`, whose relative
+# fluctuation is about :math:`\sqrt{2/n}` for independent inputs but :math:`\sqrt 2\,\rho` for these at
+# every width, hence the wider error bars. The rule is what :func:`initbook.lecun_normal_` and
+# :func:`initbook.kaiming_normal_` build on.
