@@ -22,7 +22,7 @@ The background is in :ref:`beyond-gaussian`.
 # -----------------------
 # Two chains of 16 matrices per initialization. Every matrix is a sample of :math:`L = 1`, every block of
 # 4 consecutive matrices a sample of :math:`L = 4`, every whole chain a sample of :math:`L = 16`. Products
-# are accumulated in float64.
+# are accumulated in float64, all blocks of one depth at once.
 import math
 
 import torch
@@ -49,16 +49,13 @@ def spectral(w):
 inits = {"Gaussian, var 1/n": gaussian, "orthogonal_": orthogonal, "spectral_normalize_": spectral}
 singular_values = {}
 for name, init in inits.items():
-    mats = [init(torch.empty(N, N)).double() for _ in range(CHAIN * CHAINS)]
+    mats = torch.stack([init(torch.empty(N, N)) for _ in range(CHAIN * CHAINS)]).double()
     for depth in depths:
-        values = []
-        for start in range(0, len(mats), depth):
-            product = torch.eye(N, dtype=torch.float64)
-            for w in mats[start : start + depth]:
-                product = w @ product
-            values.append(torch.linalg.svdvals(product))
-        singular_values[(name, depth)] = torch.cat(values)
-    for depth in depths:
+        blocks = mats.reshape(-1, depth, N, N)  # consecutive blocks of `depth` matrices
+        product = blocks[:, 0]
+        for j in range(1, depth):
+            product = blocks[:, j] @ product  # one batched product per step
+        singular_values[(name, depth)] = torch.linalg.svdvals(product).flatten()
         s = singular_values[(name, depth)]
         print(f"{name:20s} L = {depth:2d}: singular values from {s.min():.2e} to {s.max():.2e}")
 
