@@ -85,6 +85,31 @@ def _external_reference(app: Sphinx, env, node, contnode):
     return None
 
 
+def _public_alias(app: Sphinx, env, node, contnode):
+    """Resolve ``initbook.name`` (the public re-export) to where ``name`` is documented.
+
+    The API page documents each object in its module (``initbook.init.kaiming_normal_``); the book writes the
+    shorter public name ``initbook.kaiming_normal_``. Both must link to the same entry.
+    """
+    if node.get("refdomain") != "py":
+        return None
+    target = node.get("reftarget", "")
+    parts = target.split(".")
+    if len(parts) != 2 or parts[0] != "initbook":
+        return None
+    import initbook
+
+    obj = getattr(initbook, parts[1], None)
+    module = getattr(obj, "__module__", None)
+    if obj is None or module is None or not module.startswith("initbook.") or module == target:
+        return None
+    py = env.domains["py"]
+    resolved = f"{module}.{parts[1]}"
+    return py.resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], resolved, node, contnode
+    )
+
+
 def _append_minigallery(app: Sphinx, what, name, obj, options, lines):
     """Append a mini-gallery of the examples that use ``name`` to its docstring."""
     if what not in {"function", "class"} or not name.startswith("initbook."):
@@ -98,6 +123,7 @@ def _append_minigallery(app: Sphinx, what, name, obj, options, lines):
 
 def setup(app: Sphinx) -> dict:
     app.add_config_value("initbook_docs_external_modules", (), "env")
+    app.connect("missing-reference", _public_alias, priority=800)
     app.connect("missing-reference", _external_reference, priority=900)
     app.connect("autodoc-process-docstring", _append_minigallery)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

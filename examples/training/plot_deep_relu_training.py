@@ -15,6 +15,8 @@ difference; :ref:`very-deep-nets` has the longer run and the per-layer statistic
 # %%
 # Setup
 # -----
+import itertools
+
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
@@ -30,7 +32,7 @@ SIZES = [784] + [WIDTH] * (DEPTH - 1) + [10]
 def deep_mlp(scheme):
     torch.manual_seed(0)
     layers = []
-    for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(SIZES)):
         layers.append(nn.Linear(a, b))
         if i < len(SIZES) - 2:
             layers.append(nn.ReLU())
@@ -47,14 +49,24 @@ fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
 for scheme, color in [("kaiming_normal", "C0"), ("xavier_normal", "C1")]:
     model = deep_mlp(scheme)
     rows = [r for r in initbook.stats.trace(model, split.x_train[:256]) if r.type == "Linear"]
-    ax0.semilogy(range(1, DEPTH + 1), [r.act_mean_sq for r in rows], "o-", ms=3, color=color, label=scheme)
+    ax0.semilogy(
+        range(1, DEPTH + 1), [r.act_mean_sq for r in rows], "o-", ms=3, color=color, label=scheme
+    )
     hist = initbook.train.fit(
-        model, split.x_train, split.y_train, epochs=1, lr=0.01, momentum=0.9, track_train_accuracy=False
+        model,
+        split.x_train,
+        split.y_train,
+        epochs=1,
+        lr=0.01,
+        momentum=0.9,
+        track_train_accuracy=False,
     )
     smooth = hist.loss.unfold(0, 5, 5).mean(dim=1)
     ax1.plot(torch.arange(smooth.numel()) * 5 + 2.5, smooth, color=color, label=scheme)
-    print(f"{scheme}: output second moment at init {rows[-1].act_mean_sq:.2e}, "
-          f"final loss {hist.epoch_loss[-1]:.3f}")
+    print(
+        f"{scheme}: output second moment at init {rows[-1].act_mean_sq:.2e}, "
+        f"final loss {hist.epoch_loss[-1]:.3f}"
+    )
 ax0.set(xlabel="layer", ylabel=r"$\mathbb{E}[y_l^2]$", title="signal at initialization")
 ax1.set(xlabel="step", ylabel="training loss (mean of 5 steps)", title="first epoch")
 ax0.legend(fontsize=8)

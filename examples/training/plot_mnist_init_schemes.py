@@ -17,6 +17,8 @@ training losses show what those variances mean. The longer, multi-seed version i
 # Data and model
 # --------------
 # The official MNIST test split, verified by checksum; ``INITBOOK_DATA`` says where it is (see the README).
+import itertools
+
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
@@ -30,7 +32,7 @@ SIZES = [784, 512, 256, 128, 64, 10]
 
 def mlp():
     layers = []
-    for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(SIZES)):
         layers.append(nn.Linear(a, b))
         if i < len(SIZES) - 2:
             layers.append(nn.ReLU())
@@ -43,15 +45,30 @@ def uniform_001(weight, fans, generator):
 
 schemes = {
     "U(±0.01)": ((uniform_001,), {}, [0.01**2 / 3] * 5, [0.0] * 5),
-    "He normal": (("kaiming_normal",), {"nonlinearity": "relu"}, [2 / a for a in SIZES[:-1]], [0.0] * 5),
-    "He uniform": (("kaiming_uniform",), {"nonlinearity": "relu"}, [2 / a for a in SIZES[:-1]], [0.0] * 5),
+    "He normal": (
+        ("kaiming_normal",),
+        {"nonlinearity": "relu"},
+        [2 / a for a in SIZES[:-1]],
+        [0.0] * 5,
+    ),
+    "He uniform": (
+        ("kaiming_uniform",),
+        {"nonlinearity": "relu"},
+        [2 / a for a in SIZES[:-1]],
+        [0.0] * 5,
+    ),
     "Xavier normal": (
         ("xavier_normal",),
         {},
-        [2 / (a + b) for a, b in zip(SIZES[:-1], SIZES[1:], strict=True)],
+        [2 / (a + b) for a, b in itertools.pairwise(SIZES)],
         [0.0] * 5,
     ),
-    "PyTorch default": (None, {}, [1 / (3 * a) for a in SIZES[:-1]], [1 / (3 * a) for a in SIZES[:-1]]),
+    "PyTorch default": (
+        None,
+        {},
+        [1 / (3 * a) for a in SIZES[:-1]],
+        [1 / (3 * a) for a in SIZES[:-1]],
+    ),
 }
 
 # %%
