@@ -16,19 +16,44 @@ zero after about :math:`\ln \mu / \ln g` steps.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
+import numpy as np
 import torch
 
-from ._validation import check_float_dtype, check_int, check_real
+from ._validation import check_choice, check_float_dtype, check_int, check_real
 
 __all__ = [
+    "VariancePropagation",
+    "chi1",
+    "correlation_depth_scale",
+    "correlation_map",
+    "critical_sigma_w2",
     "expected_max_abs_normal",
+    "fixed_point_c",
+    "fixed_point_q",
     "float_range",
+    "gauss_hermite",
     "growth_factor",
+    "kaiming_std",
+    "leaky_relu_second_moment",
+    "lecun_std",
+    "length_map",
     "log_rms_moments",
     "overflow_step",
+    "propagate_variance",
+    "relu_mean_gaussian",
+    "relu_second_moment",
+    "relu_variance_gaussian",
+    "sum_variance",
+    "torch_default_bound",
     "underflow_step",
+    "uniform_bound",
+    "xavier_std",
 ]
 
 
@@ -210,3 +235,901 @@ def log_rms_moments(n: int, steps: int, scale: float | None = None) -> tuple[flo
     mean = 0.5 * steps * (digamma + math.log(2.0) + math.log(s2))
     sd = 0.5 * math.sqrt(steps * trigamma)
     return mean, sd
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The variance of a sum, and rectified inputs
+# ---------------------------------------------------------------------------------------------------------
+
+
+def sum_variance(n: int, var_w: float, mean_sq_x: float) -> float:
+    r"""Variance of one pre-activation :math:`y = \sum_{i=1}^n w_i x_i` of a layer with random weights.
+
+    With i.i.d. zero-mean weights independent of the inputs,
+
+    .. math:: \operatorname{Var}[y] = n\,\operatorname{Var}[w]\,\mathbb E[x^2],
+
+    the identity behind every variance-preserving initializer (LeCun et al., "Efficient BackProp", 1998;
+    Glorot and Bengio, "Understanding the difficulty of training deep feedforward neural networks", 2010;
+    He et al., "Delving Deep into Rectifiers", 2015). It needs the *second moment* :math:`\mathbb E[x^2]`
+    of the inputs, not their variance: the two differ after a ReLU, whose outputs have a non-zero mean.
+    The inputs need not be independent of each other, nor Gaussian.
+
+    Args:
+        n: number of terms (the fan-in).
+        var_w: variance of each weight.
+        mean_sq_x: second moment :math:`\mathbb E[x_i^2]` of the inputs (their average over :math:`i`).
+
+    Examples:
+        >>> initbook.theory.sum_variance(512, 1 / 512, 1.0)
+        1.0
+        >>> initbook.theory.sum_variance(256, 2 / 256, 0.5)  # He initialization after a ReLU
+        1.0
+    """
+    check_int("n", n, minimum=1)
+    var_w = check_real("var_w", var_w, nonnegative=True)
+    mean_sq_x = check_real("mean_sq_x", mean_sq_x, nonnegative=True)
+    return n * var_w * mean_sq_x
+
+
+def relu_second_moment(v: float) -> float:
+    r"""Second moment of :math:`\max(0, y)` for a zero-mean *symmetric* input :math:`y` of variance :math:`v`.
+
+    .. math:: \mathbb E[\operatorname{relu}(y)^2] = \tfrac12\,\mathbb E[y^2] = \tfrac v2,
+
+    because :math:`y^2` is the same on both halves of a symmetric distribution and the ReLU keeps one of
+    them. This factor :math:`\tfrac12` is why He et al. ("Delving Deep into Rectifiers", 2015) double the
+    weight variance to :math:`2/n`. No Gaussian assumption is needed.
+
+    Examples:
+        >>> initbook.theory.relu_second_moment(1.0)
+        0.5
+    """
+    return check_real("v", v, nonnegative=True) / 2.0
+
+
+def leaky_relu_second_moment(v: float, slope: float = 0.01) -> float:
+    r"""Second moment of a leaky ReLU of a zero-mean symmetric input of variance :math:`v`.
+
+    With :math:`\phi(y) = y` for :math:`y > 0` and :math:`\text{slope}\cdot y` otherwise,
+
+    .. math:: \mathbb E[\phi(y)^2] = \frac{1 + \text{slope}^2}{2}\, v .
+
+    He et al. (2015) use the same factor for PReLU: the gain is :math:`\sqrt{2/(1 + \text{slope}^2)}`.
+
+    Examples:
+        >>> round(initbook.theory.leaky_relu_second_moment(1.0, 0.1), 12)
+        0.505
+        >>> initbook.theory.leaky_relu_second_moment(2.0, 1.0)  # slope 1 is the identity
+        2.0
+    """
+    v = check_real("v", v, nonnegative=True)
+    slope = check_real("slope", slope)
+    return (1.0 + slope * slope) / 2.0 * v
+
+
+def relu_mean_gaussian(v: float) -> float:
+    r"""Mean of :math:`\max(0, y)` for :math:`y \sim \mathcal N(0, v)`: :math:`\sqrt{v / (2\pi)}`.
+
+    .. math:: \mathbb E[\operatorname{relu}(y)] = \int_0^\infty y\,\frac{e^{-y^2/2v}}{\sqrt{2\pi v}}\,dy
+        = \sqrt{\frac{v}{2\pi}} .
+
+    Unlike :func:`relu_second_moment` this one needs the Gaussian shape.
+
+    Examples:
+        >>> initbook.theory.relu_mean_gaussian(2 * math.pi)
+        1.0
+    """
+    return math.sqrt(check_real("v", v, nonnegative=True) / (2.0 * math.pi))
+
+
+def relu_variance_gaussian(v: float) -> float:
+    r"""Variance of :math:`\max(0, y)` for :math:`y \sim \mathcal N(0, v)`.
+
+    .. math:: \operatorname{Var}[\operatorname{relu}(y)] = \frac v2 - \frac{v}{2\pi}
+        = \frac{\pi - 1}{2\pi}\, v \approx 0.3408\, v .
+
+    Examples:
+        >>> round(initbook.theory.relu_variance_gaussian(1.0), 6)
+        0.340845
+    """
+    v = check_real("v", v, nonnegative=True)
+    return v / 2.0 - v / (2.0 * math.pi)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Activations: closed forms where they exist, Gauss-Hermite quadrature otherwise
+# ---------------------------------------------------------------------------------------------------------
+
+_QUAD_POINTS = 101
+
+
+@functools.lru_cache(maxsize=8)
+def _hermegauss(n: int) -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    return x, w / w.sum()
+
+
+def gauss_hermite(n: int = _QUAD_POINTS) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Nodes and weights of the ``n``-point Gauss–Hermite rule for expectations over :math:`\mathcal N(0,1)`.
+
+    The probabilists' rule (weight function :math:`e^{-z^2/2}`) from
+    :func:`numpy.polynomial.hermite_e.hermegauss`, with the weights divided by their sum
+    :math:`\sqrt{2\pi}`, so that
+
+    .. math:: \mathbb E_{z \sim \mathcal N(0,1)}[f(z)] \approx \sum_{i=1}^n w_i\, f(z_i),
+
+    exactly for polynomials of degree up to :math:`2n - 1`. It is very accurate for functions that vary on
+    the scale of :math:`z` itself, e.g. :math:`\tanh(\sqrt q z)^2` for :math:`q \lesssim 1` (error
+    :math:`10^{-14}` with 101 nodes), but not when they vary much faster: the same rule is off by
+    :math:`2\times10^{-3}` for :math:`\operatorname{sech}^4(\sqrt 8 z)`, and numpy's nodes overflow beyond
+    about 400 points. The mean-field functions below therefore use a trapezoidal rule whose step shrinks
+    with :math:`\sqrt q` (see :func:`length_map`).
+
+    Args:
+        n: number of nodes.
+
+    Returns:
+        ``(nodes, weights)``, two float64 tensors of length ``n``.
+
+    Examples:
+        >>> z, w = initbook.theory.gauss_hermite(5)
+        >>> round(float(w.sum()), 12), round(float((w * z**2).sum()), 12), round(float((w * z**4).sum()), 12)
+        (1.0, 1.0, 3.0)
+    """
+    check_int("n", n, minimum=1)
+    x, w = _hermegauss(n)
+    return torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64)
+
+
+_Z_MAX = 12.0  # the standard normal density is below 1e-31 beyond |z| = 12
+_MAX_NODES_1D = 20_000  # the step reaches its floor at q ~ 1e4
+_MAX_NODES_2D = 1_200  # per dimension (1.4 million points): the step reaches its floor at q ~ 150
+
+
+def _gaussian_grid(q: float, max_nodes: int = _MAX_NODES_1D) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Nodes and weights of a midpoint rule for :math:`\mathbb E[f(\sqrt q\, z)]`, :math:`z \sim \mathcal N(0,1)`.
+
+    Equally spaced nodes :math:`\pm h/2, \pm 3h/2, \dots` on :math:`[-12, 12]` with step
+    :math:`h = 0.25/\sqrt{\max(q, 1)}` (at most ``max_nodes`` of them) and weights :math:`\propto
+    e^{-z^2/2}`. For integrands analytic in a strip (tanh: poles at :math:`\pm i\pi/(2\sqrt q)` in
+    :math:`z`) such rules converge geometrically in :math:`1/h` (Trefethen and Weideman, SIAM Review 2014),
+    so scaling :math:`h` with :math:`1/\sqrt q` keeps the error near :math:`10^{-13}` for every :math:`q`
+    up to the node limit. A fixed Gauss–Hermite rule does not: with 101 nodes,
+    :math:`\mathbb E[\operatorname{sech}^4(\sqrt q z)]` is off by :math:`2\times10^{-3}` at :math:`q = 8`,
+    and numpy's nodes overflow beyond about 400 points. The nodes avoid :math:`z = 0` and are symmetric,
+    so a kink at 0 (ReLU) gets no node of its own and :math:`\mathbb E[\operatorname{relu}(\sqrt q z)^2] =
+    q/2` and :math:`\mathbb E[\mathbf 1(z > 0)] = 1/2` come out exactly.
+    """
+    m = min(math.ceil(_Z_MAX * math.sqrt(max(q, 1.0)) / 0.25), max_nodes // 2)
+    h = _Z_MAX / m
+    z = (torch.arange(-m, m, dtype=torch.float64) + 0.5) * h
+    w = torch.exp(-0.5 * z.square())
+    return z, w / w.sum()
+
+
+def _relu_kernel(q: float, c: float) -> float:
+    r""":math:`\mathbb E[\operatorname{relu}(u_1)\operatorname{relu}(u_2)]`, :math:`u` with variances q and correlation c."""
+    theta = math.acos(c)
+    return q / (2.0 * math.pi) * (math.sqrt(max(0.0, 1.0 - c * c)) + (math.pi - theta) * c)
+
+
+def _autograd_derivative(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
+    def dfn(x: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            xx = x.detach().clone().requires_grad_(True)
+            y = fn(xx)
+            if not y.requires_grad:  # e.g. a constant function
+                return torch.zeros_like(x)
+            (grad,) = torch.autograd.grad(y.sum(), xx, allow_unused=True)
+        return torch.zeros_like(x) if grad is None else grad
+
+    return dfn
+
+
+@dataclass(frozen=True)
+class _Activation:
+    """An activation with the four Gaussian expectations the mean-field recursions need."""
+
+    name: str | None
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    dfn: Callable[[torch.Tensor], torch.Tensor]
+    slope: float = 0.0
+
+    def _e1(self, f: Callable, q: float) -> float:
+        z, w = _gaussian_grid(q)
+        return float((w * f(math.sqrt(q) * z).to(torch.float64).square()).sum())
+
+    def _e2(self, f: Callable, q: float, c: float) -> float:
+        z, w = _gaussian_grid(q, _MAX_NODES_2D)
+        z1, z2 = z[:, None], z[None, :]
+        u1 = (math.sqrt(q) * z1).expand(len(z), len(z))
+        u2 = math.sqrt(q) * (c * z1 + math.sqrt(max(0.0, 1.0 - c * c)) * z2)
+        vals = f(u1).to(torch.float64) * f(u2).to(torch.float64)
+        return float((w[:, None] * w[None, :] * vals).sum())
+
+    def mean_sq(self, q: float) -> float:
+        r""":math:`\mathbb E[\phi(\sqrt q z)^2]`."""
+        if self.name == "linear":
+            return q
+        if self.name in ("relu", "leaky_relu"):
+            return (1.0 + self.slope**2) / 2.0 * q
+        if self.name == "erf":
+            return 2.0 / math.pi * math.asin(2.0 * q / (1.0 + 2.0 * q))
+        return self._e1(self.fn, q)
+
+    def dmean_sq(self, q: float) -> float:
+        r""":math:`\mathbb E[\phi'(\sqrt q z)^2]`."""
+        if self.name == "linear":
+            return 1.0
+        if self.name in ("relu", "leaky_relu"):
+            return (1.0 + self.slope**2) / 2.0
+        if self.name == "erf":
+            return 4.0 / math.pi / math.sqrt(1.0 + 4.0 * q)
+        return self._e1(self.dfn, q)
+
+    def cross(self, q: float, c: float) -> float:
+        r""":math:`\mathbb E[\phi(u_1)\phi(u_2)]` for :math:`u` with variances :math:`q` and correlation :math:`c`."""
+        if self.name == "linear":
+            return c * q
+        if self.name in ("relu", "leaky_relu"):
+            a = self.slope
+            return (1.0 + a * a) * _relu_kernel(q, c) - 2.0 * a * _relu_kernel(q, -c)
+        if self.name == "erf":
+            return 2.0 / math.pi * math.asin(2.0 * c * q / (1.0 + 2.0 * q))
+        return self._e2(self.fn, q, c)
+
+    def dcross(self, q: float, c: float) -> float:
+        r""":math:`\mathbb E[\phi'(u_1)\phi'(u_2)]`."""
+        if self.name == "linear":
+            return 1.0
+        if self.name in ("relu", "leaky_relu"):
+            a, theta = self.slope, math.acos(c)
+            return ((1.0 + a * a) * (math.pi - theta) + 2.0 * a * theta) / (2.0 * math.pi)
+        if self.name == "erf":
+            return 4.0 / math.pi / math.sqrt((1.0 + 2.0 * q) ** 2 - (2.0 * c * q) ** 2)
+        return self._e2(self.dfn, q, c)
+
+
+_NAMED: dict[str, tuple[Callable, Callable]] = {
+    "linear": (lambda x: x, torch.ones_like),
+    "relu": (torch.relu, lambda x: (x > 0).to(x.dtype)),
+    "tanh": (torch.tanh, lambda x: 1.0 - torch.tanh(x).square()),
+    "erf": (torch.erf, lambda x: 2.0 / math.sqrt(math.pi) * torch.exp(-x.square())),
+}
+_MEAN_FIELD_NAMES = ("erf", "linear", "relu", "tanh")
+_KNOWN_CALLABLES = {
+    torch.tanh: "tanh",
+    torch.relu: "relu",
+    torch.erf: "erf",
+    torch.special.erf: "erf",
+    torch.nn.functional.relu: "relu",
+}
+
+
+def _activation(
+    phi: object,
+    dphi: object = None,
+    *,
+    arg: str = "phi",
+    names: Sequence[str] = _MEAN_FIELD_NAMES,
+    slope: float = 0.0,
+) -> _Activation:
+    """Resolve an activation given by name or as a callable (with an optional derivative)."""
+    if isinstance(phi, _Activation):
+        return phi
+    if dphi is not None and not callable(dphi):
+        raise TypeError(f"dphi must be a callable or None, got {dphi!r}")
+    if isinstance(phi, str):
+        name = check_choice(arg, phi, names)
+    elif callable(phi):
+        try:
+            name = _KNOWN_CALLABLES.get(phi)
+        except TypeError:  # unhashable callable
+            name = None
+    else:
+        raise TypeError(f"{arg} must be one of {sorted(names)} or a callable, got {phi!r}")
+    if name == "leaky_relu":
+        return _Activation(name, lambda x: torch.nn.functional.leaky_relu(x, slope), None, slope)
+    if name is not None and dphi is None:
+        fn, dfn = _NAMED[name]
+        return _Activation(name, fn, dfn)
+    fn = _NAMED[name][0] if name is not None else phi
+    return _Activation(None, fn, dphi if dphi is not None else _autograd_derivative(fn))
+
+
+def _check_sigmas(sigma_w2: object, sigma_b2: object) -> tuple[float, float]:
+    return (
+        check_real("sigma_w2", sigma_w2, nonnegative=True),
+        check_real("sigma_b2", sigma_b2, nonnegative=True),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Forward variance through an MLP
+# ---------------------------------------------------------------------------------------------------------
+
+
+class VariancePropagation(NamedTuple):
+    """Per-layer predictions of :func:`propagate_variance` (layer :math:`\\ell = 1, \\dots, L`)."""
+
+    pre_var: tuple[float, ...]
+    """:math:`q_\\ell = \\operatorname{Var}[y_\\ell]`, the variance of each pre-activation."""
+    post_mean_sq: tuple[float, ...]
+    """:math:`m_\\ell = \\mathbb E[\\phi_\\ell(y_\\ell)^2]`, the second moment of each post-activation."""
+
+
+def _per_layer(name: str, value: object, layers: int, check: Callable) -> list:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != layers:
+            raise ValueError(f"{name} must have {layers} entries (one per layer), got {len(value)}")
+        return [check(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    return [check(name, value)] * layers
+
+
+def propagate_variance(
+    widths: Sequence[int],
+    weight_vars: float | Sequence[float],
+    activations: str | Callable | Sequence[str | Callable],
+    bias_vars: float | Sequence[float] | None = None,
+    input_second_moment: float = 1.0,
+    *,
+    negative_slope: float = 0.01,
+) -> VariancePropagation:
+    r"""Propagate the variance of the pre-activations layer by layer through a random MLP.
+
+    Layer :math:`\ell` computes :math:`y_\ell = W_\ell x_{\ell-1} + b_\ell` and :math:`x_\ell =
+    \phi_\ell(y_\ell)`, with i.i.d. zero-mean weights of variance :math:`\sigma_\ell^2` and biases of
+    variance :math:`\beta_\ell`. By :func:`sum_variance`,
+
+    .. math::
+        q_\ell = \operatorname{Var}[y_\ell] = n_{\ell-1}\,\sigma_\ell^2\, m_{\ell-1} + \beta_\ell,
+        \qquad m_\ell = \mathbb E[\phi_\ell(y_\ell)^2], \qquad m_0 = \mathbb E[x_0^2] .
+
+    For ``"linear"``, ``"relu"`` and ``"leaky_relu"`` the second step only needs :math:`y_\ell` to be
+    symmetric, which it is given the layer's input, so the recursion is exact at *any* width:
+    :math:`m = q`, :math:`q/2` and :math:`(1 + \text{slope}^2)\,q/2`. For ``"tanh"``, ``"erf"`` and
+    callables, :math:`m_\ell = \mathbb E[\phi(\sqrt{q_\ell}\,z)^2]` assumes Gaussian pre-activations
+    (computed in closed form for erf, by quadrature otherwise), which holds as the width
+    grows; at finite width it is off by :math:`O(1/n)`.
+
+    Args:
+        widths: :math:`n_0, n_1, \dots, n_L`: the input width followed by the width of every layer.
+        weight_vars: :math:`\sigma_\ell^2` for each of the :math:`L` layers, or one value for all.
+        activations: per layer (or one for all): ``"linear"``, ``"relu"``, ``"leaky_relu"`` (slope
+            ``negative_slope``), ``"tanh"``, ``"erf"`` or a callable on float64 tensors.
+        bias_vars: :math:`\beta_\ell` per layer or one value; ``None`` means no bias.
+        input_second_moment: :math:`m_0 = \mathbb E[x_0^2]`, averaged over the input's entries.
+        negative_slope: slope of ``"leaky_relu"`` for negative inputs (PyTorch's default 0.01).
+
+    Returns:
+        A :class:`VariancePropagation` ``(pre_var, post_mean_sq)``, each a tuple of :math:`L` floats.
+
+    Examples:
+        He initialization (:math:`\sigma^2 = 2/n`) keeps a ReLU network's variance constant:
+
+        >>> initbook.theory.propagate_variance([100, 100, 100, 10], 2 / 100, "relu")
+        VariancePropagation(pre_var=(2.0, 2.0, 2.0), post_mean_sq=(1.0, 1.0, 1.0))
+
+        PyTorch's default ``nn.Linear`` initialization, uniform with bound :math:`1/\sqrt n` (variance
+        :math:`1/(3n)`), shrinks it six-fold per ReLU layer:
+
+        >>> q, m = initbook.theory.propagate_variance([64] * 4, 1 / (3 * 64), "relu")
+        >>> [round(v, 6) for v in q]
+        [0.333333, 0.055556, 0.009259]
+    """
+    if not isinstance(widths, Sequence) or isinstance(widths, str):
+        raise TypeError(f"widths must be a sequence of ints, got {widths!r}")
+    if len(widths) < 2:
+        raise ValueError(f"widths must list the input width and at least one layer, got {widths!r}")
+    widths = [check_int(f"widths[{i}]", n, minimum=1) for i, n in enumerate(widths)]
+    layers = len(widths) - 1
+    sig = _per_layer(
+        "weight_vars", weight_vars, layers, lambda k, v: check_real(k, v, nonnegative=True)
+    )
+    beta = _per_layer(
+        "bias_vars",
+        0.0 if bias_vars is None else bias_vars,
+        layers,
+        lambda k, v: check_real(k, v, nonnegative=True),
+    )
+    slope = check_real("negative_slope", negative_slope)
+    names = (*_MEAN_FIELD_NAMES, "leaky_relu")
+    acts = _per_layer(
+        "activations",
+        activations,
+        layers,
+        lambda k, v: _activation(v, arg=k, names=names, slope=slope),
+    )
+    m = check_real("input_second_moment", input_second_moment, nonnegative=True)
+    pre, post = [], []
+    for n_in, s2, b2, act in zip(widths[:-1], sig, beta, acts, strict=True):
+        q = n_in * s2 * m + b2
+        m = act.mean_sq(q)
+        pre.append(q)
+        post.append(m)
+    return VariancePropagation(tuple(pre), tuple(post))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Initializer scales
+# ---------------------------------------------------------------------------------------------------------
+
+_LINEAR_GAIN_NAMES = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+)
+_GAIN_NAMES = (*_LINEAR_GAIN_NAMES, "tanh", "relu", "leaky_relu", "selu")
+
+
+def _gain(nonlinearity: object, a: float) -> float:
+    """PyTorch's ``calculate_gain`` values, computed here (initbook.init has its own public one)."""
+    name = check_choice("nonlinearity", nonlinearity, _GAIN_NAMES)
+    if name in _LINEAR_GAIN_NAMES:
+        return 1.0
+    if name == "tanh":
+        return 5.0 / 3.0
+    if name == "relu":
+        return math.sqrt(2.0)
+    if name == "selu":
+        return 3.0 / 4.0
+    return math.sqrt(2.0 / (1.0 + a * a))
+
+
+def kaiming_std(fan: int, a: float = 0.0, nonlinearity: str = "leaky_relu") -> float:
+    r"""Standard deviation of He (Kaiming) initialization: :math:`\text{gain}/\sqrt{\text{fan}}`.
+
+    From "Delving Deep into Rectifiers: Surpassing Human-Level Performance on ImageNet Classification",
+    He, K. et al. (2015). With ``fan`` the fan-in (forward pass) or fan-out (backward pass),
+
+    .. math:: \text{std} = \frac{\text{gain}}{\sqrt{\text{fan}}}, \qquad
+        \text{gain}_\text{leaky\_relu} = \sqrt{\frac{2}{1 + a^2}},
+
+    and the other gains as in :func:`torch.nn.init.calculate_gain` (relu :math:`\sqrt2`, tanh 5/3, selu
+    3/4, linear/conv/sigmoid 1). The defaults are PyTorch's (``a=0``, ``"leaky_relu"``), i.e. the ReLU
+    gain :math:`\sqrt 2`. Also known as He initialization.
+
+    Args:
+        fan: the fan-in or fan-out.
+        a: negative slope of the leaky ReLU (used only for ``"leaky_relu"``).
+        nonlinearity: the name of the nonlinearity after the layer.
+
+    Examples:
+        >>> initbook.theory.kaiming_std(512)  # sqrt(2 / 512)
+        0.0625
+        >>> round(initbook.theory.kaiming_std(100, nonlinearity="tanh"), 6)
+        0.166667
+    """
+    check_int("fan", fan, minimum=1)
+    a = check_real("a", a)
+    return _gain(nonlinearity, a) / math.sqrt(fan)
+
+
+def xavier_std(fan_in: int, fan_out: int, gain: float = 1.0) -> float:
+    r"""Standard deviation of Xavier (Glorot) initialization.
+
+    From "Understanding the difficulty of training deep feedforward neural networks", Glorot, X. and
+    Bengio, Y. (2010): a compromise between preserving the forward variance (:math:`1/\text{fan\_in}`) and
+    the backward variance (:math:`1/\text{fan\_out}`),
+
+    .. math:: \text{std} = \text{gain}\,\sqrt{\frac{2}{\text{fan\_in} + \text{fan\_out}}} .
+
+    Also known as Glorot initialization.
+
+    Examples:
+        >>> initbook.theory.xavier_std(256, 256)
+        0.0625
+    """
+    check_int("fan_in", fan_in, minimum=1)
+    check_int("fan_out", fan_out, minimum=1)
+    gain = check_real("gain", gain, nonnegative=True)
+    return gain * math.sqrt(2.0 / (fan_in + fan_out))
+
+
+def lecun_std(fan_in: int) -> float:
+    r"""Standard deviation of LeCun initialization: :math:`1/\sqrt{\text{fan\_in}}`.
+
+    From "Efficient BackProp", LeCun, Y. et al. (1998): with :math:`\operatorname{Var}[w] =
+    1/\text{fan\_in}`, :func:`sum_variance` gives :math:`\operatorname{Var}[y] = \mathbb E[x^2]`.
+
+    .. math:: \text{std} = \frac{1}{\sqrt{\text{fan\_in}}}
+
+    Examples:
+        >>> initbook.theory.lecun_std(256)
+        0.0625
+    """
+    check_int("fan_in", fan_in, minimum=1)
+    return 1.0 / math.sqrt(fan_in)
+
+
+def uniform_bound(std: float) -> float:
+    r"""The bound :math:`b` of :math:`\mathcal U(-b, b)` with standard deviation ``std``: :math:`\sqrt3\,\text{std}`.
+
+    .. math:: \operatorname{Var}[\mathcal U(-b, b)] = \frac{1}{2b}\int_{-b}^{b} w^2\,dw = \frac{b^2}{3}
+        \quad\Longrightarrow\quad b = \sqrt 3\,\text{std} .
+
+    Examples:
+        >>> initbook.theory.uniform_bound(1.0)
+        1.7320508075688772
+    """
+    return math.sqrt(3.0) * check_real("std", std, nonnegative=True)
+
+
+def torch_default_bound(fan_in: int) -> float:
+    r"""Bound of PyTorch's default ``nn.Linear``/``nn.ConvNd`` weight initialization: :math:`1/\sqrt{\text{fan\_in}}`.
+
+    ``reset_parameters`` calls ``kaiming_uniform_(weight, a=math.sqrt(5))``. The leaky-ReLU gain for
+    :math:`a = \sqrt5` and the uniform bound (:func:`uniform_bound`) give
+
+    .. math::
+        \text{gain} = \sqrt{\frac{2}{1 + a^2}} = \sqrt{\frac{2}{1 + 5}} = \sqrt{\frac13}, \qquad
+        \text{std} = \frac{\text{gain}}{\sqrt{\text{fan\_in}}}, \qquad
+        \text{bound} = \sqrt3\;\text{std} = \sqrt3\,\sqrt{\frac13}\,\frac{1}{\sqrt{\text{fan\_in}}}
+        = \frac{1}{\sqrt{\text{fan\_in}}} .
+
+    The weight variance is therefore :math:`\text{bound}^2/3 = 1/(3\,\text{fan\_in})`, a third of LeCun's,
+    and the biases are drawn from the same :math:`\mathcal U(-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}})`.
+
+    Examples:
+        >>> initbook.theory.torch_default_bound(256)
+        0.0625
+    """
+    check_int("fan_in", fan_in, minimum=1)
+    return 1.0 / math.sqrt(fan_in)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Mean-field theory of deep random networks
+# ---------------------------------------------------------------------------------------------------------
+
+_BISECT_ITERS = 200
+
+
+def _bisect(f: Callable[[float], float], lo: float, hi: float, *, rtol: float = 1e-13) -> float:
+    """A root of ``f`` in ``[lo, hi]``, given that ``f(lo)`` and ``f(hi)`` lie on different sides of 0."""
+    lo_sign = f(lo) >= 0
+    for _ in range(_BISECT_ITERS):
+        mid = 0.5 * (lo + hi)
+        if hi - lo <= rtol * max(1.0, abs(mid)) or mid in (lo, hi):
+            break
+        if (f(mid) >= 0) == lo_sign:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def length_map(
+    q: float,
+    sigma_w2: float,
+    sigma_b2: float,
+    phi: str | Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
+) -> float:
+    r"""The length map of a wide random network: the pre-activation variance one layer deeper.
+
+    From "Exponential expressivity in deep neural networks through transient chaos", Poole, B. et al.
+    (2016). With weights :math:`\mathcal N(0, \sigma_w^2/n)`, biases :math:`\mathcal N(0, \sigma_b^2)` and
+    pre-activations of variance :math:`q` that are Gaussian in the wide limit,
+
+    .. math:: \mathcal V(q) = \sigma_w^2\, \mathbb E_{z\sim\mathcal N(0,1)}\!\left[\phi(\sqrt q\, z)^2\right]
+        + \sigma_b^2 .
+
+    The expectation is exact for ``"linear"``, ``"relu"`` (:math:`q/2`) and ``"erf"``
+    (:math:`\tfrac2\pi\arcsin\frac{2q}{1+2q}`), and a quadrature for ``"tanh"`` and callables: the
+    trapezoidal rule on a uniform grid in :math:`z` whose step shrinks like :math:`1/\sqrt q`, accurate to
+    about :math:`10^{-13}` for smooth activations at any :math:`q` (a fixed :func:`gauss_hermite` rule
+    is as accurate for :math:`q \lesssim 1` but not for large :math:`q`).
+
+    Args:
+        q: the pre-activation variance :math:`q^{\ell-1}`.
+        sigma_w2: :math:`\sigma_w^2`, the weight variance times the fan-in.
+        sigma_b2: :math:`\sigma_b^2`, the bias variance.
+        phi: ``"tanh"``, ``"relu"``, ``"linear"``, ``"erf"`` or a callable on float64 tensors.
+
+    Examples:
+        >>> initbook.theory.length_map(1.0, 2.0, 0.0, "relu")
+        1.0
+        >>> round(initbook.theory.length_map(1.0, 1.0, 0.0, "tanh"), 6)
+        0.394294
+    """
+    q = check_real("q", q, nonnegative=True)
+    sigma_w2, sigma_b2 = _check_sigmas(sigma_w2, sigma_b2)
+    return sigma_w2 * _activation(phi).mean_sq(q) + sigma_b2
+
+
+def _fixed_point_q(act: _Activation, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> float:
+    if act.name in ("linear", "relu"):  # V(q) = a q + sigma_b2
+        a = sigma_w2 * act.dmean_sq(0.0)
+        if a < 1.0:
+            return sigma_b2 / (1.0 - a)
+        if sigma_b2 == 0.0 and (a == 1.0 or q0 == 0.0):
+            return q0
+        return math.inf
+
+    def g(q: float) -> float:
+        return sigma_w2 * act.mean_sq(q) + sigma_b2 - q
+
+    g0 = g(q0)
+    if g0 == 0.0:
+        return q0
+    if g0 < 0.0:  # the iteration decreases towards a fixed point in [0, q0); g(0) >= 0
+        q = _bisect(g, 0.0, q0)
+        return 0.0 if q <= 1e-12 and g(0.0) == 0.0 else q
+    lo, hi = q0, 2.0 * max(q0, 1.0)
+    while g(hi) >= 0.0:  # the iteration increases: bracket the fixed point from above
+        lo, hi = hi, 2.0 * hi
+        if hi > 1e12:
+            return math.inf
+    return _bisect(g, lo, hi)
+
+
+def fixed_point_q(
+    sigma_w2: float,
+    sigma_b2: float,
+    phi: str | Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
+    *,
+    q0: float = 1.0,
+) -> float:
+    r"""The fixed point :math:`q^*` of the length map that the iteration from ``q0`` converges to.
+
+    Poole et al. (2016): iterating :math:`q^\ell = \mathcal V(q^{\ell-1})` (:func:`length_map`) drives the
+    pre-activation variance of a deep random network to :math:`q^* = \mathcal V(q^*)` within a few layers.
+    Because :math:`\mathcal V` is increasing (for activations whose square grows with :math:`|x|`), the
+    iteration moves monotonically to the nearest fixed point in its direction; this function brackets that
+    point and bisects to machine precision, which also works at criticality, where the iteration itself
+    converges only algebraically (tanh with :math:`\sigma_b^2 = 0`, :math:`\sigma_w^2 = 1`:
+    :math:`q^\ell \sim 1/\ell`).
+
+    For ``"linear"`` and ``"relu"`` the map is affine, :math:`\mathcal V(q) = a q + \sigma_b^2` with
+    :math:`a = \sigma_w^2` resp. :math:`\sigma_w^2/2`, and :math:`q^* = \sigma_b^2/(1 - a)` when
+    :math:`a < 1`; otherwise the variance grows without bound and the result is ``inf``.
+
+    Args:
+        sigma_w2: :math:`\sigma_w^2`.
+        sigma_b2: :math:`\sigma_b^2`.
+        phi: the activation (see :func:`length_map`).
+        q0: the starting variance.
+
+    Examples:
+        >>> initbook.theory.fixed_point_q(1.0, 0.0, "tanh")  # ordered: the signal dies out
+        0.0
+        >>> round(initbook.theory.fixed_point_q(1.5, 0.05, "tanh"), 6)
+        0.418037
+        >>> initbook.theory.fixed_point_q(1.0, 0.5, "relu")
+        1.0
+    """
+    sigma_w2, sigma_b2 = _check_sigmas(sigma_w2, sigma_b2)
+    q0 = check_real("q0", q0, nonnegative=True)
+    return _fixed_point_q(_activation(phi), sigma_w2, sigma_b2, q0)
+
+
+def _chi1(act: _Activation, sigma_w2: float, sigma_b2: float, q: float | None = None) -> float:
+    if act.name in ("linear", "relu"):  # E[phi'^2] does not depend on q
+        return sigma_w2 * act.dmean_sq(1.0)
+    if q is None:
+        q = _fixed_point_q(act, sigma_w2, sigma_b2)
+    if not math.isfinite(q):
+        raise ValueError(
+            f"the length map has no finite fixed point for sigma_w2={sigma_w2!r}, "
+            f"sigma_b2={sigma_b2!r}, so chi1 is undefined"
+        )
+    return sigma_w2 * act.dmean_sq(q)
+
+
+def chi1(
+    sigma_w2: float,
+    sigma_b2: float,
+    phi: str | Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
+    dphi: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    *,
+    q: float | None = None,
+) -> float:
+    r"""The mean squared singular value of one layer's Jacobian at the fixed point, :math:`\chi_1`.
+
+    Poole et al. (2016) and Schoenholz et al., "Deep Information Propagation" (2017):
+
+    .. math:: \chi_1 = \sigma_w^2\, \mathbb E_{z}\!\left[\phi'(\sqrt{q^*}\, z)^2\right] .
+
+    It is the factor by which a small perturbation's squared length, and the squared norm of a gradient,
+    grows per layer, and the slope of the correlation map at :math:`c = 1`. :math:`\chi_1 < 1` is the
+    ordered phase (inputs converge), :math:`\chi_1 > 1` the chaotic phase, :math:`\chi_1 = 1` the edge of
+    chaos (:func:`critical_sigma_w2`).
+
+    Args:
+        sigma_w2: :math:`\sigma_w^2`.
+        sigma_b2: :math:`\sigma_b^2`.
+        phi: the activation (see :func:`length_map`).
+        dphi: its derivative; ``None`` uses the known one for named activations and autograd otherwise.
+        q: evaluate at this variance instead of the fixed point :math:`q^*` (:func:`fixed_point_q`).
+
+    Examples:
+        At :math:`\sigma_b^2 = 0` tanh's fixed point is :math:`q^* = 0`, where :math:`\phi'(0) = 1`:
+
+        >>> round(initbook.theory.chi1(1.0, 0.0, "tanh"), 12)
+        1.0
+        >>> initbook.theory.chi1(2.0, 0.3, "relu")
+        1.0
+    """
+    sigma_w2, sigma_b2 = _check_sigmas(sigma_w2, sigma_b2)
+    if q is not None:
+        q = check_real("q", q, nonnegative=True)
+    return _chi1(_activation(phi, dphi), sigma_w2, sigma_b2, q)
+
+
+def _correlation_map(
+    act: _Activation, c: float, q: float, sigma_w2: float, sigma_b2: float
+) -> float:
+    new_q = sigma_w2 * act.mean_sq(q) + sigma_b2
+    if new_q <= 0.0:
+        raise ValueError(
+            f"the next layer's variance is 0 for q={q!r}, sigma_w2={sigma_w2!r}, "
+            f"sigma_b2={sigma_b2!r}: the correlation is undefined"
+        )
+    return (sigma_w2 * act.cross(q, c) + sigma_b2) / new_q
+
+
+def correlation_map(
+    c: float,
+    q: float,
+    sigma_w2: float,
+    sigma_b2: float,
+    phi: str | Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
+) -> float:
+    r"""The correlation of two inputs' pre-activations one layer deeper (Poole et al. 2016).
+
+    For two inputs whose pre-activations both have variance :math:`q` and correlation :math:`c`, the pair
+    :math:`(u_1, u_2)` is bivariate Gaussian in the wide limit, and
+
+    .. math::
+        \mathcal C(c) = \frac{\sigma_w^2\, \mathbb E\left[\phi(u_1)\phi(u_2)\right] + \sigma_b^2}{\mathcal V(q)},
+        \qquad u_1 = \sqrt q\, z_1,\quad u_2 = \sqrt q\,\bigl(c z_1 + \sqrt{1-c^2}\, z_2\bigr),
+
+    with :math:`\mathcal V` the :func:`length_map` (equal to :math:`q` at the fixed point :math:`q^*`).
+    The expectation is a tensor-product quadrature (as in :func:`length_map`), or closed form for ``"linear"``,
+    ``"relu"`` (the arc-cosine kernel, Cho and Saul 2009) and ``"erf"`` (Williams 1997). The quadrature is
+    accurate to about :math:`10^{-12}` for smooth activations; a callable with a kink (a ReLU passed as a
+    function) is integrated to only about :math:`10^{-3}`, so use the name where there is one.
+
+    Args:
+        c: the correlation :math:`c^{\ell-1} \in [-1, 1]`.
+        q: the common pre-activation variance (usually :math:`q^*`).
+        sigma_w2: :math:`\sigma_w^2`.
+        sigma_b2: :math:`\sigma_b^2`.
+        phi: the activation (see :func:`length_map`).
+
+    Examples:
+        >>> initbook.theory.correlation_map(1.0, 0.5, 1.5, 0.1, "relu")  # c = 1 is always a fixed point
+        1.0
+        >>> initbook.theory.correlation_map(0.0, 2.0, 2.0, 0.0, "relu")  # the arc-cosine kernel at c = 0
+        0.3183098861837907
+    """
+    c = check_real("c", c)
+    if not -1.0 <= c <= 1.0:
+        raise ValueError(f"c must be a correlation in [-1, 1], got {c!r}")
+    q = check_real("q", q, nonnegative=True)
+    sigma_w2, sigma_b2 = _check_sigmas(sigma_w2, sigma_b2)
+    return _correlation_map(_activation(phi), c, q, sigma_w2, sigma_b2)
+
+
+def _fixed_point_c(act: _Activation, sigma_w2: float, sigma_b2: float) -> tuple[float, float]:
+    """``(q*, c*)``: the stable fixed point of the correlation map (``c* = 1`` unless chaotic)."""
+    q = _fixed_point_q(act, sigma_w2, sigma_b2)
+    if not math.isfinite(q) or _chi1(act, sigma_w2, sigma_b2, q) <= 1.0:
+        return q, 1.0
+
+    def f(c: float) -> float:
+        return _correlation_map(act, c, q, sigma_w2, sigma_b2) - c
+
+    # f(-1) >= 0 always (Cauchy-Schwarz), and f(1 - d) < 0 for small d since the slope at 1 is chi1 > 1
+    for k in range(1, 41):
+        hi = 1.0 - 2.0**-k
+        if f(hi) < 0.0:
+            return q, _bisect(f, -1.0, hi)
+    return q, 1.0
+
+
+def fixed_point_c(
+    sigma_w2: float,
+    sigma_b2: float,
+    phi: str | Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
+) -> float:
+    r"""The stable fixed point :math:`c^*` of the :func:`correlation_map` at :math:`q = q^*`.
+
+    :math:`c = 1` is always a fixed point, with slope :math:`\chi_1` (:func:`chi1`). In the ordered phase
+    (:math:`\chi_1 \le 1`) it is stable and :math:`c^* = 1`: all inputs end up perfectly correlated. In the
+    chaotic phase (:math:`\chi_1 > 1`) it is unstable and correlations converge to a :math:`c^* < 1`
+    instead, found here by bisection on :math:`[-1, 1)` (Schoenholz et al. 2017).
+
+    Examples:
+        >>> initbook.theory.fixed_point_c(0.5, 0.1, "tanh")
+        1.0
+        >>> abs(initbook.theory.fixed_point_c(3.0, 0.0, "tanh")) < 1e-12  # odd phi, no bias: c* = 0
+        True
+    """
+    sigma_w2, sigma_b2 = _check_sigmas(sigma_w2, sigma_b2)
+    return _fixed_point_c(_activation(phi), sigma_w2, sigma_b2)[1]
+
+
+def critical_sigma_w2(
+    sigma_b2: float,
+    phi: str | Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
+    dphi: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> float:
+    r"""The weight variance :math:`\sigma_w^2` on the order-to-chaos line, where :math:`\chi_1 = 1`.
+
+    The edge of chaos of Poole et al. (2016) and Schoenholz et al. (2017): for a given :math:`\sigma_b^2`,
+    the root of
+
+    .. math:: \chi_1(\sigma_w^2) = \sigma_w^2\,\mathbb E\!\left[\phi'\!\left(\sqrt{q^*(\sigma_w^2)}\,z\right)^2\right] = 1,
+
+    found by bisection (:math:`\chi_1` increases with :math:`\sigma_w^2`). There, both the correlation
+    depth scale (:func:`correlation_depth_scale`) and the gradient depth scale diverge, so arbitrarily deep
+    networks can propagate signals and train. ReLU's line is :math:`\sigma_w^2 = 2` for every bias
+    variance (He initialization), the identity's :math:`\sigma_w^2 = 1`.
+
+    Examples:
+        >>> round(initbook.theory.critical_sigma_w2(0.0, "tanh"), 9)
+        1.0
+        >>> initbook.theory.critical_sigma_w2(0.1, "relu")
+        2.0
+        >>> round(initbook.theory.critical_sigma_w2(0.05, "tanh"), 3)  # Schoenholz et al.'s 1.76
+        1.761
+    """
+    sigma_b2 = check_real("sigma_b2", sigma_b2, nonnegative=True)
+    act = _activation(phi, dphi)
+    if act.name in ("linear", "relu"):
+        return 1.0 / act.dmean_sq(1.0)
+
+    def f(s: float) -> float:
+        return _chi1(act, s, sigma_b2) - 1.0
+
+    hi = 1.0
+    while f(hi) < 0.0:
+        hi *= 2.0
+        if hi > 1e6:
+            raise ValueError(f"chi1 stays below 1 for sigma_w2 up to 1e6 at sigma_b2={sigma_b2!r}")
+    return _bisect(f, 0.0, hi)
+
+
+def correlation_depth_scale(
+    sigma_w2: float,
+    sigma_b2: float,
+    phi: str | Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
+    dphi: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> float:
+    r"""The depth scale :math:`\xi_c` over which correlations approach their fixed point.
+
+    From "Deep Information Propagation", Schoenholz, S. S. et al. (2017): near the fixed point
+    :math:`c^*` (:func:`fixed_point_c`), :math:`|c^\ell - c^*| \propto e^{-\ell/\xi_c}` with
+
+    .. math::
+        \xi_c = -\frac{1}{\ln \chi_c}, \qquad
+        \chi_c = \mathcal C'(c^*) = \sigma_w^2\, \mathbb E\left[\phi'(u_1)\phi'(u_2)\right],
+
+    the slope of the correlation map at :math:`c^*`, where :math:`(u_1, u_2)` have variance :math:`q^*`
+    and correlation :math:`c^*`. In the ordered phase :math:`c^* = 1` and :math:`\chi_c = \chi_1`; in the
+    chaotic phase :math:`c^* < 1` and :math:`\chi_c < 1 < \chi_1`. At the critical line :math:`\chi_c = 1`
+    and :math:`\xi_c = \infty`: signals propagate through any depth. Schoenholz et al. find that networks
+    train only when their depth is at most a few times :math:`\xi_c`.
+
+    Examples:
+        >>> round(initbook.theory.correlation_depth_scale(1.0, 0.0, "relu"), 6)  # chi1 = 1/2
+        1.442695
+        >>> initbook.theory.correlation_depth_scale(2.0, 0.1, "relu")
+        inf
+    """
+    sigma_w2, sigma_b2 = _check_sigmas(sigma_w2, sigma_b2)
+    act = _activation(phi, dphi)
+    q, c = _fixed_point_c(act, sigma_w2, sigma_b2)
+    chi_c = _chi1(act, sigma_w2, sigma_b2, q) if c == 1.0 else sigma_w2 * act.dcross(q, c)
+    if chi_c >= 1.0:
+        return math.inf
+    if chi_c <= 0.0:
+        return 0.0
+    return -1.0 / math.log(chi_c)

@@ -157,3 +157,176 @@ def test_trajectory_does_not_overflow_while_measuring():
 def test_trajectory_bad_statistic():
     with pytest.raises(ValueError, match=r"statistic='var' is not one of"):
         stats.trajectory(lambda x: x, torch.ones(1, 2), 1, "var")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# moments, Estimate, monte_carlo
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_moments_of_a_tensor():
+    x = torch.tensor([1.0, -1.0, 3.0, -3.0], dtype=torch.float16)
+    m = stats.moments(x)
+    assert (m.mean, m.mean_sq, m.count) == (0.0, 5.0, 4)
+    assert m.std == pytest.approx(math.sqrt(20 / 3), rel=1e-15)
+    assert isinstance(m.mean, float)
+    # integer tensors are fine; squares are taken in float64, so large float32 values do not overflow
+    assert stats.moments(torch.arange(5)).mean == 2.0
+    assert stats.moments(torch.full((3,), 1e30)).mean_sq == pytest.approx(1e60, rel=1e-6)
+    single = stats.moments(torch.tensor([2.0]))
+    assert math.isnan(single.std)
+    assert single.mean_sq == 4.0
+
+
+def test_moments_along_dimensions():
+    x = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
+    m = stats.moments(x, dim=(0, 2))
+    assert m.count == 8
+    assert m.mean.dtype == torch.float64
+    assert torch.allclose(m.mean, x.double().mean(dim=(0, 2)))
+    assert torch.allclose(m.std, x.double().std(dim=(0, 2)))
+    assert torch.allclose(m.mean_sq, x.double().square().mean(dim=(0, 2)))
+    assert torch.equal(stats.moments(x, dim=-1).mean, stats.moments(x, dim=2).mean)
+    assert stats.moments(x, dim=[1]).count == 3
+    assert torch.isnan(stats.moments(x[:, :1], dim=1).std).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        (
+            (torch.ones(2, 3), 2),
+            ValueError,
+            r"dim=2 is out of range for a tensor with 2 dimensions",
+        ),
+        ((torch.ones(2, 3), (0, -2)), ValueError, r"dim=\(0, -2\) names a dimension twice"),
+        ((torch.ones(2, 3), 1.0), TypeError, "dim must be None, an int or a non-empty sequence"),
+        ((torch.ones(2, 3), ()), TypeError, "dim must be None, an int or a non-empty sequence"),
+        ((torch.ones(2, 3), True), TypeError, "dim must be None, an int or a non-empty sequence"),
+        (([1.0, 2.0],), TypeError, "x must be a torch.Tensor, got list"),
+        (
+            (torch.ones(2, dtype=torch.bool),),
+            TypeError,
+            "real floating or integer dtype, got torch.bool",
+        ),
+        ((torch.ones(0),), ValueError, r"x must not be empty, got a tensor of shape \(0,\)"),
+    ],
+)
+def test_moments_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        stats.moments(*args)
+
+
+def test_estimate_interval_string_and_agreement():
+    est = stats.Estimate(0.49987, 0.00123, 1000)
+    assert str(est) == "0.4999 ± 0.0012"
+    lo, hi = est.ci(0.95)
+    assert (hi - lo) / 2 == pytest.approx(1.959963984540054 * 0.00123, rel=1e-12)
+    assert est.ci(0.6827)[1] - est.value == pytest.approx(0.00123, rel=1e-3)  # one sigma
+    assert est.agrees_with(0.5)
+    assert not est.agrees_with(0.51)
+    assert est.agrees_with(0.51, z=10)
+    assert est.z_score(0.5) == pytest.approx((0.49987 - 0.5) / 0.00123)
+    assert str(stats.Estimate(1234.5, 12.3, 10)) == "1234 ± 12"
+    assert str(stats.Estimate(2.0, 0.0, 10)) == "2 ± 0"
+    assert stats.Estimate(2.0, 0.0, 10).z_score(2.0) == 0.0
+    assert stats.Estimate(2.0, 0.0, 10).z_score(1.0) == math.inf
+    f64 = torch.float64
+    vec = stats.Estimate(
+        torch.tensor([1.0, 2.0], dtype=f64), torch.tensor([0.1, 0.01], dtype=f64), 5
+    )
+    assert str(vec) == "[1.00 ± 0.10, 2.000 ± 0.010]"
+    assert vec.agrees_with(torch.tensor([1.2, 2.0]), z=3)
+    assert not vec.agrees_with(torch.tensor([1.0, 2.1]), z=3)
+    with pytest.raises(ValueError, match=r"level must be strictly between 0 and 1, got 1\.5"):
+        est.ci(1.5)
+
+
+def _normal_pairs(b, gen):
+    return torch.randn(b, 2, generator=gen, dtype=torch.float64)
+
+
+def test_monte_carlo_mean_and_stderr():
+    """E[z1 * z2] = 0 and E[z1^2] = 1; the standard errors are sqrt(1/n) and sqrt(2/n)."""
+    n = 40_000
+
+    def stat(s):
+        return torch.stack([s[:, 0] * s[:, 1], s[:, 0] ** 2], dim=1)
+
+    est = stats.monte_carlo(_normal_pairs, stat, n, generator=torch.Generator().manual_seed(0))
+    assert est.n == n
+    assert est.value.shape == (2,)
+    assert est.agrees_with(torch.tensor([0.0, 1.0]))  # 5 standard errors
+    # the standard error is itself estimated: its relative error is about 1/sqrt(2n) (z1 z2), and
+    # sqrt(Var[z^4 - 1] / (4 n Var[z^2]^2)) = sqrt(96 / (16 n)) for z^2; 5 of those
+    expected = torch.tensor([math.sqrt(1 / n), math.sqrt(2 / n)], dtype=torch.float64)
+    rel = torch.tensor([5 / math.sqrt(2 * n), 5 * math.sqrt(96 / (16 * n))], dtype=torch.float64)
+    assert ((est.stderr / expected - 1).abs() <= rel).all()
+
+
+def test_monte_carlo_is_deterministic_and_batching_keeps_the_statistics():
+    def run(batch):
+        return stats.monte_carlo(
+            _normal_pairs,
+            "mean_sq",
+            10_001,
+            generator=torch.Generator().manual_seed(3),
+            batch=batch,
+        )
+
+    a, b = run(None), run(None)
+    assert (a.value, a.stderr) == (b.value, b.stderr)
+    # batched accumulation (Chan's update) equals the one-pass mean and variance of the same values
+    values = torch.cat(
+        [
+            _normal_pairs(k, g).square().mean(dim=1)
+            for g in [torch.Generator().manual_seed(3)]
+            for k in (4_000, 4_000, 2_001)
+        ]
+    )
+    c = run(4_000)
+    assert c.value == pytest.approx(float(values.mean()), rel=1e-13)
+    assert c.stderr == pytest.approx(float(values.std() / math.sqrt(values.numel())), rel=1e-10)
+
+
+def test_monte_carlo_named_statistics():
+    gen = torch.Generator().manual_seed(4)
+    est = stats.monte_carlo(
+        lambda b, g: torch.randn(b, 8, 8, generator=g), "mean", 2_000, generator=gen
+    )
+    # each trial averages 64 standard normals: standard error 1 / sqrt(64 * 2000)
+    assert est.agrees_with(0.0)
+    assert est.stderr == pytest.approx(1 / math.sqrt(64 * 2_000), rel=0.2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"sample_fn": 3}, TypeError, "sample_fn must be callable, got 3"),
+        (
+            {"statistic": "median"},
+            ValueError,
+            r"statistic='median' is not one of \['mean', 'mean_sq'\]",
+        ),
+        ({"statistic": 2}, TypeError, "statistic must be None, a name or a callable, got 2"),
+        ({"trials": 1}, ValueError, "trials must be >= 2, got 1"),
+        ({"trials": 10.0}, TypeError, "trials must be an int"),
+        ({"batch": 0}, ValueError, "batch must be >= 1, got 0"),
+        ({"generator": 5}, TypeError, "generator must be a torch.Generator or None, got 5"),
+        (
+            {"sample_fn": lambda b, g: [1.0] * b},
+            TypeError,
+            "sample_fn must return a torch.Tensor, got list",
+        ),
+        (
+            {"sample_fn": lambda b, g: torch.ones(3)},
+            ValueError,
+            r"leading dimension 10 .* got shape \(3,\)",
+        ),
+        ({"statistic": lambda s: s.sum()}, ValueError, r"got shape \(\)"),
+    ],
+)
+def test_monte_carlo_bad_arguments(kwargs, error, match):
+    args = {"sample_fn": lambda b, g: torch.ones(b), "trials": 10, **kwargs}
+    with pytest.raises(error, match=match):
+        stats.monte_carlo(**args)
