@@ -77,6 +77,7 @@ nb_kernel_rgx_aliases = {".*": "python3"}
 
 # -- autodoc ---------------------------------------------------------------------------------------------
 autodoc_member_order = "bysource"
+autodoc_preserve_defaults = True  # show `checksums=MNIST_MD5`, not the dict it holds
 autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented_params"
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}

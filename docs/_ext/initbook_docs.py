@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import os
 import socket
+import sys
 from urllib.parse import urlparse
 
 from sphinx.application import Sphinx
@@ -31,6 +32,7 @@ _TYPING_NAMES = {
     "NamedTuple",
     "Protocol",
     "TypeAlias",
+    "Axes",  # matplotlib.axes.Axes, imported under TYPE_CHECKING
 }
 
 
@@ -74,7 +76,7 @@ def _external_reference(app: Sphinx, env, node, contnode):
         return None
     target = node.get("reftarget", "")
     head = target.split(".")[0]
-    external = set(app.config.initbook_docs_external_modules)
+    external = set(app.config.initbook_docs_external_modules) | set(sys.stdlib_module_names)
     if (
         head in external
         or target in _TYPING_NAMES
