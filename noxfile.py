@@ -57,7 +57,7 @@ def _install(session: nox.Session, *groups: str, package: bool = True) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite (tests/ and the package's docstring examples)."""
     _install(session, "test")
-    session.run("pytest", *session.posargs, env=_docs_env())
+    session.run("pytest", *session.posargs, env={**_docs_env(), "MPLBACKEND": "Agg"})
 
 
 @nox.session
@@ -75,7 +75,9 @@ def _docs_env() -> dict[str, str]:
     keeps the official MNIST files) is used if it exists, and otherwise the loader's user cache, where
     ``load_mnist(download=True)`` fetches and verifies the official files on a machine with internet.
     """
-    env = {"MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
+    # No MPLBACKEND here: the notebook kernels must use matplotlib's inline backend, or glued figures
+    # become their text repr ("<Figure size ...>"); sphinx-gallery switches to Agg by itself.
+    env = {"PYTHONHASHSEED": "0"}
     shared = ROOT.parent / "shared" / "data"
     if "INITBOOK_DATA" not in os.environ and (shared / "mnist").is_dir():
         env["INITBOOK_DATA"] = str(shared)
@@ -96,6 +98,23 @@ def _sphinx(session: nox.Session, builder: str, outdir: Path, *extra: str) -> No
     )
 
 
+def _check_rendered(session: nox.Session, html: Path) -> None:
+    """Fail if a page shows an output's text repr where a figure or table should be.
+
+    A glued matplotlib figure without a PNG (wrong backend in the kernel) renders as ``<Figure size ...>``
+    and a glued table without Markdown as its string repr; neither is a Sphinx warning.
+    """
+    bad = []
+    for page in sorted(html.rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        for marker in ("&lt;Figure size", "&lt;IPython.core.display.Markdown object&gt;"):
+            if marker in text:
+                bad.append(f"{page.relative_to(html)}: {marker}")
+    if bad:
+        session.error("outputs rendered as text instead of figures/tables:\n  " + "\n  ".join(bad))
+    session.log(f"checked {len(list(html.rglob('*.html')))} pages: every glued output rendered")
+
+
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the book with warnings as errors, then run its doctests on the same doctrees.
@@ -112,6 +131,7 @@ def docs(session: nox.Session) -> None:
         ):
             shutil.rmtree(path, ignore_errors=True)
     _sphinx(session, "html", BUILD / "html", *SPHINX_STRICT)
+    _check_rendered(session, BUILD / "html")
     _sphinx(session, "doctest", BUILD / "doctest", *SPHINX_STRICT)
     session.log(f"The book is in {BUILD / 'html'}; open index.html or run `nox -s serve`.")
 

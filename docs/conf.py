@@ -14,6 +14,9 @@ import warnings
 from pathlib import Path
 
 HERE = Path(__file__).parent.resolve()
+# The myst-nb kernels inherit this environment. With MPLBACKEND=Agg they would not use matplotlib's inline
+# backend, and glued figures would turn into their text repr; sphinx-gallery selects Agg on its own.
+os.environ.pop("MPLBACKEND", None)
 sys.path.insert(0, str(HERE / "_ext"))
 
 import initbook_docs
