@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ._validation import check_choice, check_float_dtype, check_int, check_real
+from .init import calculate_gain
 
 __all__ = [
     "VariancePropagation",
@@ -655,32 +656,6 @@ def propagate_variance(
 # Initializer scales
 # ---------------------------------------------------------------------------------------------------------
 
-_LINEAR_GAIN_NAMES = (
-    "linear",
-    "conv1d",
-    "conv2d",
-    "conv3d",
-    "conv_transpose1d",
-    "conv_transpose2d",
-    "conv_transpose3d",
-    "sigmoid",
-)
-_GAIN_NAMES = (*_LINEAR_GAIN_NAMES, "tanh", "relu", "leaky_relu", "selu")
-
-
-def _gain(nonlinearity: object, a: float) -> float:
-    """PyTorch's ``calculate_gain`` values, computed here (initbook.init has its own public one)."""
-    name = check_choice("nonlinearity", nonlinearity, _GAIN_NAMES)
-    if name in _LINEAR_GAIN_NAMES:
-        return 1.0
-    if name == "tanh":
-        return 5.0 / 3.0
-    if name == "relu":
-        return math.sqrt(2.0)
-    if name == "selu":
-        return 3.0 / 4.0
-    return math.sqrt(2.0 / (1.0 + a * a))
-
 
 def kaiming_std(fan: int, a: float = 0.0, nonlinearity: str = "leaky_relu") -> float:
     r"""Standard deviation of He (Kaiming) initialization: :math:`\text{gain}/\sqrt{\text{fan}}`.
@@ -708,7 +683,7 @@ def kaiming_std(fan: int, a: float = 0.0, nonlinearity: str = "leaky_relu") -> f
     """
     check_int("fan", fan, minimum=1)
     a = check_real("a", a)
-    return _gain(nonlinearity, a) / math.sqrt(fan)
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
 def xavier_std(fan_in: int, fan_out: int, gain: float = 1.0) -> float:
