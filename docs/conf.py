@@ -20,6 +20,7 @@ os.environ.pop("MPLBACKEND", None)
 sys.path.insert(0, str(HERE / "_ext"))
 
 import initbook_docs
+from sphinx_gallery.sorting import ExplicitOrder
 
 import initbook
 
@@ -131,6 +132,14 @@ sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
+    "subsection_order": ExplicitOrder(
+        [
+            "../examples/why_init",
+            "../examples/variance",
+            "../examples/initializers",
+            "../examples/training",
+        ]
+    ),
     "within_subsection_order": "FileNameSortKey",
     "doc_module": ("initbook",),
     "backreferences_dir": "gen_modules/backreferences",
