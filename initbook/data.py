@@ -167,14 +167,14 @@ def read_idx(path: str | os.PathLike) -> torch.Tensor:
     return data.reshape(shape)
 
 
-def _verify(path: Path, checksums: Mapping[str, str] | None) -> None:
+def _verify(path: Path, checksums: Mapping[str, str] | None, name: str | None = None) -> None:
+    """Check ``path`` against the MD5 listed for ``name`` (default: the file's own name)."""
     if checksums is None:
         return
-    expected = checksums.get(path.name)
+    name = name or path.name
+    expected = checksums.get(name)
     if expected is None:
-        raise DataError(
-            f"{path}: no checksum known for {path.name!r}; known files: {sorted(checksums)}"
-        )
+        raise DataError(f"{path}: no checksum known for {name!r}; known files: {sorted(checksums)}")
     actual = md5sum(path)
     if actual != expected:
         raise DataError(
@@ -228,7 +228,7 @@ def download_mnist(
                 with os.fdopen(fd, "wb") as out, urlopen(url, timeout=timeout) as response:
                     while block := response.read(1 << 20):
                         out.write(block)
-                _verify_named(tmp, name, checksums)
+                _verify(tmp, checksums, name)
                 os.replace(tmp, final)
                 break
             except (OSError, DataError) as exc:
@@ -239,15 +239,6 @@ def download_mnist(
         else:
             raise DataError(f"could not download {name}:\n  " + "\n  ".join(errors))
     return target
-
-
-def _verify_named(path: Path, name: str, checksums: Mapping[str, str]) -> None:
-    expected = checksums.get(name)
-    if expected is None:
-        raise DataError(f"no checksum known for {name!r}; known files: {sorted(checksums)}")
-    actual = md5sum(path)
-    if actual != expected:
-        raise DataError(f"MD5 {actual} does not match the expected {expected}")
 
 
 def load_mnist(
