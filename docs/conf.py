@@ -41,6 +41,7 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx_gallery.gen_gallery",
     "sphinx_copybutton",
+    "sphinxcontrib.bibtex",
     "sphinx-mathjax-offline",  # ships MathJax 3 and points mathjax_path at the local copy
     "initbook_docs",
 ]
@@ -127,6 +128,13 @@ html_theme_options = {
 }
 html_show_sourcelink = False
 
+# -- Bibliography ------------------------------------------------------------------------------------------------
+# Every paper is cited where it is used ({cite:t}/{cite:p}); the references page lists the cited ones only. One
+# .bib file per part of the book keeps edits from colliding; a key defined twice is a build warning.
+bibtex_bibfiles = sorted(str(p.relative_to(HERE)) for p in (HERE / "bib").glob("*.bib"))
+bibtex_reference_style = "author_year"
+bibtex_default_style = "plain"
+
 # -- sphinx-gallery ----------------------------------------------------------------------------------------------
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
@@ -138,6 +146,7 @@ sphinx_gallery_conf = {
             "../examples/variance",
             "../examples/initializers",
             "../examples/training",
+            "../examples/beyond",
         ]
     ),
     "within_subsection_order": "FileNameSortKey",
