@@ -9,6 +9,7 @@ re-installed only when ``pyproject.toml`` or ``constraints.txt`` change, so torc
     nox -s docs-fast          # the book without executing pages or examples (layout work)
     nox -s serve              # build the book, then serve it on http://localhost:8000
     nox -s lint               # ruff check and ruff format --check
+    nox -s site               # the built book in headless Chromium (after docs; needs chromium, chromedriver)
     nox -s example -- plot_nonfinite_step   # run one gallery script through Sphinx
 """
 
@@ -163,6 +164,31 @@ def serve(session: nox.Session) -> None:
     port = session.posargs[0] if session.posargs and session.posargs[0].isdigit() else "8000"
     session.log(f"Serving {BUILD / 'html'} on http://localhost:{port} (Ctrl-C to stop)")
     session.run(sys.executable, "-m", "http.server", port, "-d", str(BUILD / "html"), external=True)
+
+
+@nox.session
+def site(session: nox.Session) -> None:
+    """Test the built book in headless Chromium, as a reader sees it (run ``nox -s docs`` first).
+
+    Needs the system's ``chromium`` and ``chromedriver`` (Debian: ``apt-get install chromium
+    chromium-driver``; set ``CHROMIUM``/``CHROMEDRIVER`` to use others). Screenshots of the landing page, a
+    chapter and a gallery example, in light and dark mode and on a phone-sized screen, are written to
+    ``docs/_build/screenshots``. Extra arguments go to pytest.
+    """
+    if not (BUILD / "html" / "index.html").is_file():
+        session.error("no built book in docs/_build/html: run `nox -s docs` first")
+    _install(session, "site", package=False)
+    session.run(
+        "pytest",
+        "browser_tests",
+        "--confcutdir=browser_tests",  # the root conftest.py is the unit tests' and imports torch
+        "-o",
+        "addopts=-ra --strict-markers --import-mode=importlib",
+        "-o",
+        "testpaths=browser_tests",
+        *session.posargs,
+    )
+    session.log(f"screenshots in {BUILD / 'screenshots'}")
 
 
 @nox.session

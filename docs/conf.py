@@ -118,6 +118,9 @@ html_title = "initbook"
 html_static_path = ["_static"]
 html_css_files = ["initbook.css"]
 html_last_updated_fmt = None
+html_favicon = "_static/favicon.svg"  # without one, every page load asks for /favicon.ico and gets a 404
+# The theme's default mode is "", which its own script rejects with a console error on a first visit.
+html_context = {"default_mode": "auto"}
 html_theme_options = {
     "use_download_button": True,
     "use_fullscreen_button": False,
@@ -161,10 +164,14 @@ sphinx_gallery_conf = {
     "abort_on_example_error": False,
     "only_warn_on_example_error": False,
     "min_reported_time": 0,
+    # The execution-times pages load jQuery and DataTables from CDNs, which an offline reader cannot reach
+    # (the browser test finds their console errors); `nox -s benchmarks` reports example times instead.
+    "write_computation_times": False,
     "show_memory": False,
     "inspect_global_variables": False,
     "download_all_examples": False,
 }
+
 if os.environ.get("SOURCE_DATE_EPOCH"):
     sphinx_gallery_conf["min_reported_time"] = sys.maxsize
 

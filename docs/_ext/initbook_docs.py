@@ -7,6 +7,8 @@
 * :func:`reset_torch` is sphinx-gallery's per-example resetter: every example starts from the same torch
   seed, thread count and default dtype, whatever ran before it.
 * Every API entry gets a mini-gallery of the examples that use it (sphinx-gallery backreferences).
+* :func:`_alt_text` gives every image a text alternative: a figure's caption (glued figures otherwise get their
+  file name as ``alt``), or for a gallery thumbnail the title of the example it links to.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import socket
 import sys
 from urllib.parse import urlparse
 
+from docutils import nodes
 from sphinx.application import Sphinx
 
 _TYPING_NAMES = {
@@ -123,9 +126,35 @@ def _append_minigallery(app: Sphinx, what, name, obj, options, lines):
     )
 
 
+def _needs_alt(image: nodes.image) -> bool:
+    alt = image.get("alt", "").strip()
+    uri = image.get("uri", "")
+    return not alt or alt == uri or alt.rsplit("/", 1)[-1] == uri.rsplit("/", 1)[-1]
+
+
+def _alt_text(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Set ``alt`` from the figure caption or the gallery link where an image has none (or only its path)."""
+    for image in doctree.findall(nodes.image):
+        if not _needs_alt(image):
+            continue
+        text = ""
+        parent = image.parent
+        while parent is not None and not isinstance(parent, nodes.figure):
+            parent = parent.parent
+        if parent is not None:
+            caption = next(iter(parent.findall(nodes.caption)), None)
+            text = caption.astext() if caption is not None else ""
+        elif "/images/thumb/" in image.get("uri", "") or "_thumb." in image.get("uri", ""):
+            link = image.next_node(nodes.paragraph, siblings=True, descend=False)
+            text = f"Thumbnail of the example: {link.astext()}" if link is not None else ""
+        if text:
+            image["alt"] = " ".join(text.split())[:300]
+
+
 def setup(app: Sphinx) -> dict:
     app.add_config_value("initbook_docs_external_modules", (), "env")
     app.connect("missing-reference", _public_alias, priority=800)
     app.connect("missing-reference", _external_reference, priority=900)
     app.connect("autodoc-process-docstring", _append_minigallery)
+    app.connect("doctree-resolved", _alt_text)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}
