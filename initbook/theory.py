@@ -1113,7 +1113,14 @@ def correlation_depth_scale(
 # -- Residual networks --
 # (appended by the residual-networks / low-precision chapters; names are added to __all__ here)
 
-__all__ += ["fixup_scale", "relu_branch_gain2", "residual_variance", "unit_roundoff"]
+__all__ += [
+    "fixup_scale",
+    "relu_branch_gain2",
+    "relu_mlp_float_limits",
+    "residual_variance",
+    "rounding_error",
+    "unit_roundoff",
+]
 
 
 def relu_branch_gain2(layers: int = 2, inner_gain2: float = 2.0, last_gain2: float = 1.0) -> float:
@@ -1215,3 +1222,92 @@ def unit_roundoff(dtype: torch.dtype) -> float:
     """
     check_float_dtype("dtype", dtype)
     return float(torch.finfo(dtype).eps) / 2.0
+
+
+def rounding_error(depth: int, dtype: torch.dtype, roundings_per_layer: int = 2) -> float:
+    r"""Predicted relative error :math:`\lVert \tilde y_l - y_l\rVert / \lVert y_l\rVert` of a low-precision forward pass.
+
+    Model: a ReLU MLP whose initialization preserves the size of the signal (He), computed with exact
+    (float32) accumulation, so that the only errors are the roundings to ``dtype``: the input once, then
+    ``roundings_per_layer`` per layer (the weights when the model is cast, the layer's output). A rounding
+    multiplies a value by :math:`1 + \delta`; if significands are log-uniformly distributed (Benford's
+    law), :math:`\mathbb E[\delta^2] = u^2/(8\ln 2)` with :math:`u` the unit roundoff
+    (:func:`unit_roundoff`). Independent roundings add in quadrature, and a norm-preserving layer carries the
+    relative error of its input through unchanged on average, so after :math:`l` layers
+
+    .. math:: \frac{\lVert \tilde y_l - y_l\rVert}{\lVert y_l\rVert} \approx
+        u\,\sqrt{\frac{1 + k\,l}{8 \ln 2}}, \qquad k = \text{roundings per layer}.
+
+    Not for float32 computed in float32: its accumulation error (growing with the width) dominates.
+
+    Examples:
+        >>> round(initbook.theory.rounding_error(1, torch.float16) / 2**-11, 3)  # sqrt(3 / (8 ln 2))
+        0.736
+        >>> round(initbook.theory.rounding_error(50, torch.bfloat16), 4)
+        0.0167
+    """
+    check_int("depth", depth, minimum=0)
+    check_int("roundings_per_layer", roundings_per_layer, minimum=0)
+    u = unit_roundoff(dtype)
+    return u * math.sqrt((1 + roundings_per_layer * depth) / (8.0 * math.log(2.0)))
+
+
+def relu_mlp_float_limits(
+    n: int,
+    scale: float,
+    *,
+    dtype: torch.dtype = torch.float16,
+    x_rms: float = 1.0,
+    max_layers: int = 10_000,
+) -> tuple[int | None, int | None]:
+    r"""The first layer of a deep ReLU MLP whose output overflows, and the first whose output is all zero.
+
+    Layers :math:`y_l = W_l \operatorname{relu}(y_{l-1})` (the first sees the input :math:`x` itself) with
+    :math:`n` inputs and i.i.d. :math:`\mathcal N(0, s^2)` weights. The pre-activations have RMS
+
+    .. math:: r_1 = s\sqrt n\, r_x, \qquad r_l = s\sqrt{n/2}\; r_{l-1} .
+
+    As in :func:`overflow_step`, layer :math:`l` overflows when its largest entry,
+    :math:`\sqrt{2\ln n}\, r_l`, exceeds the largest finite value; as in :func:`underflow_step`, it is all
+    zero when the largest product :math:`w_{ik} h_k`, about :math:`s\sqrt{2\ln n^2}\cdot\sqrt{2\ln n}\,
+    r_{l-1}`, is below half the smallest subnormal. (He's :math:`s = \sqrt{2/n}` gives :math:`r_l = r_1`:
+    neither happens.)
+
+    Args:
+        n: width (the number of inputs of every layer).
+        scale: standard deviation :math:`s` of the weights.
+        dtype: floating format.
+        x_rms: RMS of the input.
+        max_layers: give up (return ``None``) beyond this depth.
+
+    Returns:
+        ``(overflow_layer, zero_layer)``, 1-based; ``None`` where it does not happen within ``max_layers``.
+
+    Examples:
+        >>> initbook.theory.relu_mlp_float_limits(256, 1.0)  # N(0, 1) weights in float16
+        (4, None)
+        >>> initbook.theory.relu_mlp_float_limits(256, 0.01)
+        (None, 9)
+        >>> initbook.theory.relu_mlp_float_limits(256, math.sqrt(2 / 256))
+        (None, None)
+    """
+    check_int("n", n, minimum=1)
+    scale = check_real("scale", scale, positive=True)
+    x_rms = check_real("x_rms", x_rms, positive=True)
+    check_int("max_layers", max_layers, minimum=1)
+    biggest, _, tiniest = float_range(dtype)
+    top = expected_max_abs_normal(n)
+    w_top = scale * expected_max_abs_normal(n * n)
+    log_r_prev = math.log(x_rms)  # RMS of the previous layer's output (the input for l = 1)
+    over = zero = None
+    for layer in range(1, max_layers + 1):
+        gain = scale * math.sqrt(n if layer == 1 else n / 2.0)
+        if zero is None and math.log(w_top * top) + log_r_prev < math.log(tiniest / 2.0):
+            zero = layer
+        log_r = log_r_prev + math.log(gain)
+        if over is None and zero is None and math.log(top) + log_r > math.log(biggest):
+            over = layer
+        if over is not None or zero is not None:
+            break
+        log_r_prev = log_r
+    return over, zero
