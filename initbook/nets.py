@@ -159,6 +159,7 @@ class ResidualMLP(nn.Module):
     ) -> None:
         super().__init__()
         check_int("in_features", in_features, minimum=1)
+        check_int("width", width, minimum=1)
         check_int("out_features", out_features, minimum=1)
         check_int("blocks", blocks, minimum=0)
         if not isinstance(bias, bool):
@@ -298,13 +299,12 @@ def fixup_(model: ResidualMLP, *, generator: torch.Generator | None = None) -> R
     """
     _check_model(model)
     blocks = len(model.blocks)
-    if blocks == 0:
-        return he_branches_(model, generator=generator)
-    m = len(model.blocks[0].linears)
-    scale = fixup_scale(blocks, m)
-    he_branches_(model, last_gain=0.0, inner_scale=scale, generator=generator)
-    with torch.no_grad():
-        zeros_(model.head.weight)
+    if blocks == 0:  # no branches to scale: the stem as usual, the classifier at zero
+        he_branches_(model, generator=generator)
+    else:
+        scale = fixup_scale(blocks, len(model.blocks[0].linears))
+        he_branches_(model, last_gain=0.0, inner_scale=scale, generator=generator)
+    zeros_(model.head.weight)
     return model
 
 

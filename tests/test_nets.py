@@ -116,6 +116,12 @@ def test_identity_at_init(init, scalars):
             assert torch.count_nonzero(model(u)) == 0
 
 
+def test_fixup_without_blocks_zeroes_the_classifier():
+    model = nets.fixup_(nets.ResidualMLP(5, 7, 3, 0), generator=torch.Generator().manual_seed(0))
+    assert torch.count_nonzero(model.head.weight) == 0
+    assert torch.count_nonzero(model.stem.weight) > 0
+
+
 def test_zero_last_gradients_reach_last_layers_only():
     model = nets.ResidualMLP(12, 16, 5, blocks=3)
     nets.zero_last_(model, generator=torch.Generator().manual_seed(0))
@@ -178,6 +184,7 @@ def test_theory_closed_forms():
             "blocks must be >= 1|blocks must be >= 0",
         ),
         (lambda: nets.ResidualBlock(4, layers=0), ValueError, "layers must be >= 1, got 0"),
+        (lambda: nets.ResidualMLP(4, 0, 2, 3), ValueError, "width must be >= 1, got 0"),
         (lambda: nets.ResidualBlock(4, branch_scale="1"), TypeError, "branch_scale must be a real"),
         (lambda: nets.ResidualBlock(4, scalars=1), TypeError, "scalars must be a bool, got 1"),
         (lambda: nets.fixup_(torch.nn.Linear(2, 2)), TypeError, "got Linear"),
