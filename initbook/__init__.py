@@ -12,7 +12,7 @@ The library behind the initbook online book. Modules:
 
 from __future__ import annotations
 
-from . import data, init, stats, theory, train
+from . import data, init, nets, stats, theory, train
 from .init import (
     TRUNCATED_NORMAL_STD,
     Distribution,
@@ -137,6 +137,7 @@ __all__ = [
     "matmul_map",
     "moments",
     "monte_carlo",
+    "nets",
     "normal_",
     "ones_",
     "orthogonal_",

@@ -1108,3 +1108,206 @@ def correlation_depth_scale(
     if chi_c <= 0.0:
         return 0.0
     return -1.0 / math.log(chi_c)
+
+
+# -- Residual networks --
+# (appended by the residual-networks / low-precision chapters; names are added to __all__ here)
+
+__all__ += [
+    "fixup_scale",
+    "relu_branch_gain2",
+    "relu_mlp_float_limits",
+    "residual_variance",
+    "rounding_error",
+    "unit_roundoff",
+]
+
+
+def relu_branch_gain2(layers: int = 2, inner_gain2: float = 2.0, last_gain2: float = 1.0) -> float:
+    r"""The factor :math:`\alpha^2 = \mathbb E\lVert F(x)\rVert^2 / \lVert x\rVert^2` of a ReLU branch at initialization.
+
+    The branch :math:`F(x) = W_m \operatorname{relu}(W_{m-1}\cdots\operatorname{relu}(W_1 x))` has i.i.d.
+    zero-mean weights, :math:`\operatorname{Var}[W_j] = g_j^2/n`, with :math:`g_j^2 = ` ``inner_gain2`` for
+    the :math:`m-1` inner layers and ``last_gain2`` for the last. Given its input, a Gaussian layer's output
+    is exactly :math:`\mathcal N(0, g^2\lVert h\rVert^2/n)` per entry, and a ReLU keeps exactly half of its
+    second moment, so for any fixed :math:`x`
+
+    .. math:: \mathbb E\,\lVert F(x)\rVert^2 = \Bigl(\frac{g_\text{inner}^2}{2}\Bigr)^{m-1} g_\text{last}^2\,\lVert x\rVert^2 .
+
+    He's gain :math:`g^2 = 2` on the inner layers and :math:`1` on the last gives :math:`\alpha^2 = 1`.
+
+    Examples:
+        >>> initbook.theory.relu_branch_gain2()  # He inner layers, gain-1 last layer
+        1.0
+        >>> initbook.theory.relu_branch_gain2(last_gain2=2.0)  # kaiming_normal_(relu) everywhere
+        2.0
+        >>> initbook.theory.relu_branch_gain2(3, inner_gain2=2.0 / 8)  # Fixup's scaling with L = 64
+        0.015625
+    """
+    check_int("layers", layers, minimum=1)
+    inner_gain2 = check_real("inner_gain2", inner_gain2, nonnegative=True)
+    last_gain2 = check_real("last_gain2", last_gain2, nonnegative=True)
+    return (inner_gain2 / 2.0) ** (layers - 1) * last_gain2
+
+
+def residual_variance(depth: int, branch_gain2: float, q0: float = 1.0) -> float:
+    r"""Second moment of the residual stream after ``depth`` blocks :math:`x_{l+1} = x_l + F_l(x_l)`.
+
+    If the last layer of each branch has zero-mean weights drawn independently of everything before it,
+    the stream and the branch are uncorrelated, :math:`\mathbb E[x_l^\top F_l(x_l)] = 0`, and with the
+    branch gain :math:`\alpha^2` (:func:`relu_branch_gain2`)
+
+    .. math:: q_{l+1} = q_l + \alpha^2 q_l = (1 + \alpha^2)\, q_l
+        \quad\Longrightarrow\quad q_L = (1 + \alpha^2)^L\, q_0 ,
+
+    where :math:`q_l = \mathbb E\lVert x_l\rVert^2 / n`. He-initialised branches (:math:`\alpha^2 = 1`)
+    double it per block; :math:`\alpha^2 = 1/L` keeps it below :math:`e\,q_0` at any depth.
+
+    Args:
+        depth: number of blocks :math:`L`.
+        branch_gain2: :math:`\alpha^2`, the branch's second-moment gain.
+        q0: second moment of the stream entering the first block.
+
+    Examples:
+        >>> initbook.theory.residual_variance(10, 1.0)
+        1024.0
+        >>> round(initbook.theory.residual_variance(100, 1 / 100), 4)  # (1 + 1/L)^L -> e
+        2.7048
+    """
+    check_int("depth", depth, minimum=0)
+    branch_gain2 = check_real("branch_gain2", branch_gain2, nonnegative=True)
+    q0 = check_real("q0", q0, nonnegative=True)
+    return q0 * (1.0 + branch_gain2) ** depth
+
+
+def fixup_scale(blocks: int, layers_per_branch: int) -> float:
+    r"""Fixup's factor :math:`L^{-1/(2m-2)}` on the inner layers of each residual branch.
+
+    From "Fixup Initialization: Residual Learning Without Normalization", Zhang, Dauphin and Ma (2019). A
+    branch of :math:`m` scalar weights all equal to :math:`c` computes :math:`F = c^m x`; one gradient step
+    of size :math:`\eta` changes :math:`F` by about :math:`\eta\sum_i \prod_{j\ne i} c^2 = \eta\, m\,
+    c^{2m-2}`. For the :math:`L` branches together to change the output by :math:`O(\eta)`, independent of
+    depth, each must contribute :math:`O(\eta/L)`: :math:`c^{2m-2} = 1/L`.
+
+    Args:
+        blocks: number of residual blocks :math:`L`.
+        layers_per_branch: layers per branch :math:`m \ge 2`.
+
+    Examples:
+        >>> initbook.theory.fixup_scale(100, 2)  # 100 ** (-1/2)
+        0.1
+        >>> round(initbook.theory.fixup_scale(64, 3), 6)  # 64 ** (-1/4)
+        0.353553
+    """
+    check_int("blocks", blocks, minimum=1)
+    check_int("layers_per_branch", layers_per_branch, minimum=1)
+    if layers_per_branch < 2:
+        raise ValueError(
+            f"layers_per_branch={layers_per_branch!r}: Fixup's scale L**(-1/(2m-2)) needs m >= 2 "
+            "layers per branch"
+        )
+    return blocks ** (-1.0 / (2 * layers_per_branch - 2))
+
+
+def unit_roundoff(dtype: torch.dtype) -> float:
+    r"""The unit roundoff :math:`u = \varepsilon/2` of ``dtype``: the largest relative error of rounding to nearest.
+
+    A real number :math:`y` in the normal range is stored as :math:`y(1 + \delta)` with
+    :math:`|\delta| \le u = 2^{-p}`, :math:`p` the number of significand bits (11 for float16, 8 for
+    bfloat16, 24 for float32).
+
+    Examples:
+        >>> [initbook.theory.unit_roundoff(d) for d in (torch.float16, torch.bfloat16, torch.float32)]
+        [0.00048828125, 0.00390625, 5.960464477539063e-08]
+    """
+    check_float_dtype("dtype", dtype)
+    return float(torch.finfo(dtype).eps) / 2.0
+
+
+def rounding_error(depth: int, dtype: torch.dtype, roundings_per_layer: int = 2) -> float:
+    r"""Predicted relative error :math:`\lVert \tilde y_l - y_l\rVert / \lVert y_l\rVert` of a low-precision forward pass.
+
+    Model: a ReLU MLP whose initialization preserves the size of the signal (He), computed with exact
+    (float32) accumulation, so that the only errors are the roundings to ``dtype``: the input once, then
+    ``roundings_per_layer`` per layer (the weights when the model is cast, the layer's output). A rounding
+    multiplies a value by :math:`1 + \delta`; if significands are log-uniformly distributed (Benford's
+    law), :math:`\mathbb E[\delta^2] = u^2/(8\ln 2)` with :math:`u` the unit roundoff
+    (:func:`unit_roundoff`). Independent roundings add in quadrature, and a norm-preserving layer carries the
+    relative error of its input through unchanged on average, so after :math:`l` layers
+
+    .. math:: \frac{\lVert \tilde y_l - y_l\rVert}{\lVert y_l\rVert} \approx
+        u\,\sqrt{\frac{1 + k\,l}{8 \ln 2}}, \qquad k = \text{roundings per layer}.
+
+    Not for float32 computed in float32: its accumulation error (growing with the width) dominates.
+
+    Examples:
+        >>> round(initbook.theory.rounding_error(1, torch.float16) / 2**-11, 3)  # sqrt(3 / (8 ln 2))
+        0.736
+        >>> round(initbook.theory.rounding_error(50, torch.bfloat16), 4)
+        0.0167
+    """
+    check_int("depth", depth, minimum=0)
+    check_int("roundings_per_layer", roundings_per_layer, minimum=0)
+    u = unit_roundoff(dtype)
+    return u * math.sqrt((1 + roundings_per_layer * depth) / (8.0 * math.log(2.0)))
+
+
+def relu_mlp_float_limits(
+    n: int,
+    scale: float,
+    *,
+    dtype: torch.dtype = torch.float16,
+    x_rms: float = 1.0,
+    max_layers: int = 10_000,
+) -> tuple[int | None, int | None]:
+    r"""The first layer of a deep ReLU MLP whose output overflows, and the first whose output is all zero.
+
+    Layers :math:`y_l = W_l \operatorname{relu}(y_{l-1})` (the first sees the input :math:`x` itself) with
+    :math:`n` inputs and i.i.d. :math:`\mathcal N(0, s^2)` weights. The pre-activations have RMS
+
+    .. math:: r_1 = s\sqrt n\, r_x, \qquad r_l = s\sqrt{n/2}\; r_{l-1} .
+
+    As in :func:`overflow_step`, layer :math:`l` overflows when its largest entry,
+    :math:`\sqrt{2\ln n}\, r_l`, exceeds the largest finite value; as in :func:`underflow_step`, it is all
+    zero when the largest product :math:`w_{ik} h_k`, about :math:`s\sqrt{2\ln n^2}\cdot\sqrt{2\ln n}\,
+    r_{l-1}`, is below half the smallest subnormal. (He's :math:`s = \sqrt{2/n}` gives :math:`r_l = r_1`:
+    neither happens.)
+
+    Args:
+        n: width (the number of inputs of every layer).
+        scale: standard deviation :math:`s` of the weights.
+        dtype: floating format.
+        x_rms: RMS of the input.
+        max_layers: give up (return ``None``) beyond this depth.
+
+    Returns:
+        ``(overflow_layer, zero_layer)``, 1-based; ``None`` where it does not happen within ``max_layers``.
+
+    Examples:
+        >>> initbook.theory.relu_mlp_float_limits(256, 1.0)  # N(0, 1) weights in float16
+        (4, None)
+        >>> initbook.theory.relu_mlp_float_limits(256, 0.01)
+        (None, 9)
+        >>> initbook.theory.relu_mlp_float_limits(256, math.sqrt(2 / 256))
+        (None, None)
+    """
+    check_int("n", n, minimum=1)
+    scale = check_real("scale", scale, positive=True)
+    x_rms = check_real("x_rms", x_rms, positive=True)
+    check_int("max_layers", max_layers, minimum=1)
+    biggest, _, tiniest = float_range(dtype)
+    top = expected_max_abs_normal(n)
+    w_top = scale * expected_max_abs_normal(n * n)
+    log_r_prev = math.log(x_rms)  # RMS of the previous layer's output (the input for l = 1)
+    over = zero = None
+    for layer in range(1, max_layers + 1):
+        gain = scale * math.sqrt(n if layer == 1 else n / 2.0)
+        if zero is None and math.log(w_top * top) + log_r_prev < math.log(tiniest / 2.0):
+            zero = layer
+        log_r = log_r_prev + math.log(gain)
+        if over is None and zero is None and math.log(top) + log_r > math.log(biggest):
+            over = layer
+        if over is not None or zero is not None:
+            break
+        log_r_prev = log_r
+    return over, zero
