@@ -455,8 +455,8 @@ def coord_check(
         ...     rows = initbook.mup.coord_check(x, y, [128, 1024], parameterization=p, optimizer="adam",
         ...                                     lr=1e-2, steps=1, seeds=2, d_out=4)
         ...     print(p, [round(r.delta_rms, 1) for r in rows if r.step == 1 and r.role == "hidden"])
-        sp [0.0, 0.0]
-        mup [0.0, 0.0]
+        sp [0.6, 4.0]
+        mup [0.3, 0.3]
     """
     x, y = _check_xy(x, y)
     widths = _check_widths(widths)
