@@ -6,13 +6,14 @@ The library behind the initbook online book. Modules:
 * :mod:`initbook.theory`: the closed-form predictions the book derives;
 * :mod:`initbook.data`: MNIST from the official files, verified; the book's fixed split;
 * :mod:`initbook.train`: a small, fast, deterministic training loop.
+* :mod:`initbook.mup`: width: standard vs maximal-update parameterization (μP), the coordinate check.
 * :mod:`initbook.init`: initializers (torch.nn.init's names on one variance-scaling core), LSUV,
   whole-model initialization with the correct fans for grouped and transposed convolutions.
 """
 
 from __future__ import annotations
 
-from . import data, init, nets, stats, theory, train
+from . import data, init, mup, nets, stats, theory, train
 from .init import (
     TRUNCATED_NORMAL_STD,
     Distribution,
@@ -137,6 +138,7 @@ __all__ = [
     "matmul_map",
     "moments",
     "monte_carlo",
+    "mup",
     "nets",
     "normal_",
     "ones_",
