@@ -1132,7 +1132,9 @@ def haar_orthogonal(
     check_int("n", n, minimum=1)
     check_float_dtype("dtype", dtype)
     if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype={dtype} is not supported by the QR factorization; use float32 or float64")
+        raise ValueError(
+            f"dtype={dtype} is not supported by the QR factorization; use float32 or float64"
+        )
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
     g = torch.randn(batch, n, n, generator=generator, dtype=dtype)
@@ -1178,7 +1180,8 @@ def jacobian_singular_values(
         sigma_b2: :math:`\sigma_b^2`.
         nets: the number of independent networks.
         q0: the variance :math:`q_0` of the input's pre-activations; ``None`` uses the fixed point
-            :func:`initbook.theory.fixed_point_q` where it is finite, else 1.
+            :func:`initbook.theory.fixed_point_q` where it is finite (and, for ``"relu"`` and ``"linear"``,
+            non-zero), else 1.
         generator: the source of randomness.
         dtype: float32 or float64 (the default: deep Gaussian products have singular values over many
             orders of magnitude).
@@ -1226,7 +1229,8 @@ def jacobian_singular_values(
         from .theory import fixed_point_q
 
         q0 = fixed_point_q(sigma_w2, sigma_b2, phi)
-        q0 = q0 if math.isfinite(q0) else 1.0
+        if not math.isfinite(q0) or (q0 == 0.0 and phi != "tanh"):
+            q0 = 1.0  # without a finite, non-zero fixed point, relu's and linear's D need only a scale
     else:
         q0 = check_real("q0", q0, nonnegative=True)
 
@@ -1250,3 +1254,93 @@ def jacobian_singular_values(
     if depths[0] == 0:
         out.insert(0, torch.ones(nets, n, dtype=dtype))
     return out[0] if single else torch.stack(out)
+
+
+__all__ += ["deep_linear_learning_steps"]
+
+
+def deep_linear_learning_steps(
+    depth: int,
+    width: int,
+    *,
+    weights: Literal["gaussian", "orthogonal"] = "orthogonal",
+    lr: float = 0.5,
+    threshold: float = 0.05,
+    max_steps: int = 200,
+    nets: int = 8,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""Steps of gradient descent a deep linear network needs to learn a random linear teacher.
+
+    The setting of "Exact solutions to the nonlinear dynamics of learning in deep linear neural networks",
+    Saxe, A. et al. (2014), with whitened inputs: ``nets`` independent networks
+    :math:`x \mapsto W_L\cdots W_1 x` of width :math:`n` learn teachers :math:`T` with i.i.d.
+    :math:`\mathcal N(0, 1/n)` entries, minimizing
+
+    .. math:: \ell = \tfrac12\,\lVert W_L \cdots W_1 - T \rVert_F^2
+
+    (the expected squared error for inputs with identity covariance) by full-batch gradient descent with
+    step :math:`\eta/L` per layer; the :math:`1/L` keeps the step of the end-to-end map comparable across
+    depths, since all :math:`L` layers move it at once. Weights start either Gaussian,
+    :math:`\mathcal N(0, 1/n)`, or Haar-orthogonal (:func:`haar_orthogonal`), both with mean squared
+    singular value 1. The gradient is computed directly (prefix products forward, one batched product
+    per layer backward), for all networks at once.
+
+    Args:
+        depth: the number of layers :math:`L`.
+        width: the width :math:`n` (input, hidden and output).
+        weights: ``"gaussian"`` or ``"orthogonal"``.
+        lr: :math:`\eta`.
+        threshold: stop when :math:`\ell \le \text{threshold}\cdot\tfrac12\lVert T\rVert_F^2`, a fraction of
+            the loss of the zero map.
+        max_steps: the most steps taken.
+        nets: the number of independent (network, teacher) pairs. The teachers are drawn first from
+            ``generator``, so two calls with equally seeded generators train on the same teachers.
+        generator: the source of randomness.
+
+    Returns:
+        An int64 tensor of shape ``(nets,)``: the first step at which the loss was below the threshold,
+        or ``max_steps`` where it never was.
+
+    Examples:
+        >>> steps = initbook.stats.deep_linear_learning_steps(
+        ...     1, 8, lr=1.0, nets=4, generator=torch.Generator().manual_seed(0))
+        >>> steps.tolist()  # one layer, step size 1: solved in one step
+        [1, 1, 1, 1]
+    """
+    check_int("depth", depth, minimum=1)
+    n = check_int("width", width, minimum=1)
+    check_choice("weights", weights, ("gaussian", "orthogonal"))
+    lr = check_real("lr", lr, positive=True)
+    threshold = check_real("threshold", threshold, positive=True)
+    check_int("max_steps", max_steps, minimum=1)
+    check_int("nets", nets, minimum=1)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+    teacher = torch.randn(nets, n, n, generator=generator) / math.sqrt(n)
+    if weights == "orthogonal":
+        w = haar_orthogonal(depth * nets, n, generator=generator, dtype=torch.float32)
+    else:
+        w = torch.randn(depth * nets, n, n, generator=generator) / math.sqrt(n)
+    w = w.reshape(depth, nets, n, n)  # layer-major: w[l] is contiguous
+    target = threshold * 0.5 * teacher.square().sum(dim=(1, 2))
+    steps = torch.full((nets,), max_steps, dtype=torch.int64)
+    grad = torch.empty_like(w)
+    eye = torch.eye(n).expand(nets, n, n)
+    step = lr / depth
+    with torch.no_grad():
+        for t in range(max_steps):
+            prefix = [eye]
+            for layer in range(depth):
+                prefix.append(torch.bmm(w[layer], prefix[-1]))
+            err = prefix[-1] - teacher
+            loss = 0.5 * err.square().sum(dim=(1, 2))
+            steps[(loss <= target) & (steps == max_steps)] = t
+            if bool((steps < max_steps).all()):
+                break
+            back = err  # d loss / d (W_L ... W_{l+1} ... ) propagated down from the output
+            for layer in range(depth - 1, -1, -1):
+                torch.bmm(back, prefix[layer].transpose(1, 2), out=grad[layer])
+                back = torch.bmm(w[layer].transpose(1, 2), back)
+            w.sub_(grad, alpha=step)
+    return steps
