@@ -118,7 +118,8 @@ html_title = "initbook"
 html_static_path = ["_static"]
 html_css_files = ["initbook.css"]
 html_last_updated_fmt = None
-html_favicon = "_static/favicon.svg"  # without one, every page load asks for /favicon.ico and gets a 404
+# Without a favicon, every page load asks for /favicon.ico and gets a 404.
+html_favicon = "_static/favicon.svg"
 # The theme's default mode is "", which its own script rejects with a console error on a first visit.
 html_context = {"default_mode": "auto"}
 html_theme_options = {

@@ -5,10 +5,11 @@ The library behind the initbook online book. Modules:
 * :mod:`initbook.stats`: measurement (iterated maps, the step where they break, statistics per step);
 * :mod:`initbook.theory`: the closed-form predictions the book derives;
 * :mod:`initbook.data`: MNIST from the official files, verified; the book's fixed split;
-* :mod:`initbook.train`: a small, fast, deterministic training loop.
-* :mod:`initbook.mup`: width: standard vs maximal-update parameterization (μP), the coordinate check.
 * :mod:`initbook.init`: initializers (torch.nn.init's names on one variance-scaling core), LSUV,
-  whole-model initialization with the correct fans for grouped and transposed convolutions.
+  whole-model initialization with the correct fans for grouped and transposed convolutions;
+* :mod:`initbook.nets`: residual MLPs without normalization, and their He, zero-last and Fixup inits;
+* :mod:`initbook.mup`: width: standard vs maximal-update parameterization (μP), the coordinate check;
+* :mod:`initbook.train`: a small, fast, deterministic training loop.
 """
 
 from __future__ import annotations

@@ -1311,6 +1311,8 @@ def relu_mlp_float_limits(
             break
         log_r_prev = log_r
     return over, zero
+
+
 # -- Dynamical isometry --
 # The spectrum of the input-output Jacobian J = D_L W_L ... D_1 W_1 of a deep random network:
 # its first two moments, in the wide limit (free probability) and exactly at finite width for Gaussian
