@@ -1167,7 +1167,8 @@ def mean_field_network(
 
     ``method="gram"`` draws the same distribution without the :math:`n \times n` matrices. The rows
     :math:`w_i` of a fresh Gaussian :math:`W` are i.i.d. :math:`\mathcal N(0, \tfrac{\sigma_w^2}{n} I)`,
-    so for the :math:`n \times 3` matrix :math:`X = QR` of the layer's three input vectors (thin QR),
+    so for the :math:`n \times 3` matrix :math:`X` of the layer's three input vectors and any :math:`R`
+    with :math:`R^\top R = X^\top X` (the Cholesky factor of the Gram matrix, or thin QR :math:`X = QR`),
     :math:`W X` has exactly the distribution of :math:`\tfrac{\sigma_w}{\sqrt n} Z R` with :math:`Z` an
     :math:`n \times 3` standard normal matrix: :math:`O(n)` work per layer instead of :math:`O(n^2)`, finite-width
     fluctuations included. Use it for large widths or many configurations; the default draws every weight.
@@ -1198,7 +1199,7 @@ def mean_field_network(
         >>> run.c.shape, run.chi1.shape
         (torch.Size([48, 31]), torch.Size([48, 30]))
         >>> [round(v, 2) for v in run.c[:, -1].reshape(16, 3).mean(0).tolist()]  # ordered: c -> 1
-        [1.0, 0.84, 0.31]
+        [1.0, 0.83, 0.31]
         >>> [round(initbook.theory.iterate_maps(1.0, 0.5, s, 0.05, 30).c[-1].item(), 2) for s in (1.0, 1.76, 3.0)]
         [1.0, 0.83, 0.31]
     """
@@ -1246,8 +1247,8 @@ def mean_field_network(
                 w = torch.randn(k, n, n, generator=generator, dtype=dtype).mul_(w_scale)
                 y = torch.bmm(w, x)
             else:
-                r = torch.linalg.qr(x, mode="r").R  # (k, 3, 3): X^T X = R^T R
-                y = torch.bmm(torch.randn(k, n, 3, generator=generator, dtype=dtype), r * w_scale)
+                y = torch.bmm(torch.randn(k, n, 3, generator=generator, dtype=dtype), _gram_root(x))
+                y = y * w_scale
             bias = torch.randn(k, n, 1, generator=generator, dtype=dtype) * b_scale
             h = y[..., :2] + bias
             u_new = y[..., 2:]
@@ -1266,6 +1267,19 @@ def mean_field_network(
         one_minus_c=stats_all[..., 2],
         chi1=torch.cat([p[1] for p in parts]),
     )
+
+
+def _gram_root(x: torch.Tensor) -> torch.Tensor:
+    """An upper-triangular ``R`` with ``R^T R = x^T x`` per batch entry (Cholesky, QR where it fails)."""
+    xd = x.double()
+    lower, info = torch.linalg.cholesky_ex(xd.mT @ xd)
+    r = lower.mT
+    bad = info != 0
+    if (
+        bad.any()
+    ):  # (numerically) collinear columns: fall back to the slower, rank-revealing-safe QR
+        r[bad] = torch.linalg.qr(xd[bad], mode="r").R
+    return r.to(x.dtype)
 
 
 def _mean_field_stats(h: torch.Tensor) -> torch.Tensor:
