@@ -1137,7 +1137,7 @@ def mean_field_network(
     *,
     width: int,
     depth: int,
-    q0: float = 1.0,
+    q0: float | torch.Tensor = 1.0,
     c0: float = 0.5,
     phi: str | Callable[[torch.Tensor], torch.Tensor] = "tanh",
     generator: torch.Generator | None = None,
@@ -1178,7 +1178,8 @@ def mean_field_network(
         sigma_b2: :math:`\sigma_b^2`, a number or a 1-D tensor (broadcast against ``sigma_w2``).
         width: :math:`n`.
         depth: number of layers :math:`L`.
-        q0: variance of the starting pre-activations.
+        q0: variance of the starting pre-activations, a number or a 1-D tensor (e.g. each
+            configuration's own fixed point :math:`q^*`).
         c0: correlation of the two inputs' starting pre-activations, in :math:`[-1, 1]`.
         phi: ``"tanh"``, ``"relu"``, ``"erf"``, ``"linear"`` or a callable (derivative by autograd).
         generator: the source of every random draw.
@@ -1207,15 +1208,18 @@ def mean_field_network(
 
     sw = _as_config_vector("sigma_w2", sigma_w2)
     sb = _as_config_vector("sigma_b2", sigma_b2)
+    q_start = _as_config_vector("q0", q0)
     try:
-        sw, sb = torch.broadcast_tensors(sw, sb)
+        sw, sb, q_start = torch.broadcast_tensors(sw, sb, q_start)
     except RuntimeError:
         raise ValueError(
-            f"sigma_w2 ({sw.numel()} entries) and sigma_b2 ({sb.numel()} entries) do not broadcast"
+            f"sigma_w2 ({sw.numel()} entries), sigma_b2 ({sb.numel()} entries) and q0 "
+            f"({q_start.numel()} entries) do not broadcast"
         ) from None
+    if not bool((q_start > 0).all()):
+        raise ValueError(f"q0 must be > 0, got {q0!r}")
     n = check_int("width", width, minimum=1)
     check_int("depth", depth, minimum=0)
-    q0 = check_real("q0", q0, positive=True)
     c0 = check_real("c0", c0)
     if not -1.0 <= c0 <= 1.0:
         raise ValueError(f"c0 must be a correlation in [-1, 1], got {c0!r}")
@@ -1235,7 +1239,7 @@ def mean_field_network(
         w_scale = (sw[start : start + k] / n).sqrt().to(dtype)[:, None, None]
         b_scale = sb[start : start + k].sqrt().to(dtype)[:, None, None]
         z = torch.randn(k, n, 3, generator=generator, dtype=dtype)
-        h = math.sqrt(q0) * torch.stack(
+        h = q_start[start : start + k].sqrt().to(dtype)[:, None, None] * torch.stack(
             [z[..., 0], c0 * z[..., 0] + math.sqrt(max(0.0, 1.0 - c0 * c0)) * z[..., 1]], dim=-1
         )
         u = z[..., 2:]
