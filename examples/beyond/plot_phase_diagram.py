@@ -33,12 +33,12 @@ W2, B2 = torch.meshgrid(sw2_axis, sb2_axis, indexing="ij")
 # :math:`\chi_1` from 192 networks in one batch
 # ---------------------------------------------
 # Width 64, 20 layers, starting at :math:`q^0 = 1`. The first 4 layers are skipped while the length
-# settles at :math:`q^*`; the log of the per-layer squared-norm ratio of the perturbation is averaged over
-# the remaining 16 layers.
+# settles at :math:`q^*`; the per-layer squared-norm ratio of the perturbation is averaged over the
+# remaining 16 layers, then its logarithm taken.
 run = stats.mean_field_network(
     W2.flatten(), B2.flatten(), width=64, depth=20, generator=torch.Generator().manual_seed(0)
 )
-log_chi1 = run.chi1[:, 4:].log().mean(dim=1).reshape(W2.shape)
+log_chi1 = run.chi1[:, 4:].mean(dim=1).log().reshape(W2.shape)
 
 sb2_fine = torch.linspace(0.0, 0.3, 61, dtype=torch.float64)
 line = theory.critical_line(sb2_fine)
