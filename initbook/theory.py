@@ -1477,3 +1477,181 @@ def linear_jacobian_moments(depth: int, width: int, sigma_w2: float = 1.0) -> Ja
     n = width
     second = ((n + 2) * (1.0 + 2.0 / n) ** depth - (n - 1) * (1.0 - 1.0 / n) ** depth) / 3.0
     return JacobianMoments(sigma_w2**depth, sigma_w2 ** (2 * depth) * second)
+# ---------------------------------------------------------------------------------------------------------
+# -- Mean-field simulation (order and chaos) --
+# ---------------------------------------------------------------------------------------------------------
+
+__all__ += ["critical_line", "gradient_depth_scale", "iterate_maps"]
+
+
+def critical_line(
+    sigma_b2: Sequence[float] | torch.Tensor,
+    phi: str | Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
+    dphi: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    r"""The order-to-chaos line :math:`\sigma_w^2(\sigma_b^2)` for many bias variances at once.
+
+    On the critical line both :math:`q^* = \mathcal V(q^*)` (:func:`fixed_point_q`) and :math:`\chi_1 = 1`
+    (:func:`chi1`) hold. Solving the second for :math:`\sigma_w^2` and substituting it into the first
+    gives the line in parametric form, with the fixed point :math:`q^*` as the parameter:
+
+    .. math::
+        \sigma_w^2 = \frac{1}{\mathbb E[\phi'(\sqrt{q^*} z)^2]}, \qquad
+        \sigma_b^2 = q^* - \frac{\mathbb E[\phi(\sqrt{q^*} z)^2]}{\mathbb E[\phi'(\sqrt{q^*} z)^2]} .
+
+    For each requested :math:`\sigma_b^2` this function bisects on :math:`q^*` (one-dimensional
+    quadratures only, about a hundred times cheaper than :func:`critical_sigma_w2`, which nests a fixed-point
+    search inside a bisection on :math:`\sigma_w^2`; the two agree to about :math:`10^{-10}` for tanh, whose
+    :math:`\sigma_b^2(q^*)` is increasing). Below the line a random network is in the ordered phase
+    (:math:`\chi_1 < 1`), above it in the chaotic phase (Poole et al. 2016). For tanh the line starts at
+    :math:`(\sigma_b^2, \sigma_w^2) = (0, 1)` and rises steeply, since :math:`\sigma_b^2 \approx \tfrac43
+    q^{*3}` while :math:`\sigma_w^2 - 1 \approx 2 q^*` for small :math:`q^*`: a tiny bias variance moves
+    the critical weight variance a lot.
+
+    Args:
+        sigma_b2: bias variances, a sequence of non-negative numbers or a 1-D tensor.
+        phi: the activation (see :func:`length_map`).
+        dphi: its derivative (see :func:`chi1`).
+
+    Returns:
+        A float64 tensor of the same length: the critical :math:`\sigma_w^2` for each bias variance.
+
+    Examples:
+        >>> line = initbook.theory.critical_line([0.0, 0.05, 0.2])
+        >>> [round(v, 3) for v in line.tolist()]
+        [1.0, 1.761, 2.285]
+        >>> initbook.theory.critical_line(torch.tensor([0.0, 1.0]), "relu").tolist()
+        [2.0, 2.0]
+    """
+    if isinstance(sigma_b2, torch.Tensor):
+        if sigma_b2.dim() != 1:
+            raise ValueError(f"sigma_b2 must be a 1-D tensor, got shape {tuple(sigma_b2.shape)}")
+        values = sigma_b2.tolist()
+    elif isinstance(sigma_b2, Sequence) and not isinstance(sigma_b2, str):
+        values = list(sigma_b2)
+    else:
+        raise TypeError(f"sigma_b2 must be a sequence of numbers or a 1-D tensor, got {sigma_b2!r}")
+    values = [check_real(f"sigma_b2[{i}]", v, nonnegative=True) for i, v in enumerate(values)]
+    act = _activation(phi, dphi)
+    if act.name in ("linear", "relu"):
+        return torch.full((len(values),), 1.0 / act.dmean_sq(1.0), dtype=torch.float64)
+
+    def bias_on_line(q: float) -> float:
+        return q - act.mean_sq(q) / act.dmean_sq(q)
+
+    out = []
+    for target in values:
+        if target == 0.0:
+            q = 0.0
+        else:
+            hi = 1.0
+            while bias_on_line(hi) < target:
+                hi *= 2.0
+                if hi > 1e4:  # the quadrature's node limit (see length_map)
+                    raise ValueError(f"sigma_b2={target!r} is too large for the critical line")
+            q = _bisect(lambda x, t=target: bias_on_line(x) - t, 0.0, hi)
+        out.append(1.0 / act.dmean_sq(q))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def gradient_depth_scale(
+    sigma_w2: float,
+    sigma_b2: float,
+    phi: str | Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
+    dphi: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> float:
+    r"""The depth scale :math:`\xi_\nabla = -1/\ln\chi_1` of gradient norms (Schoenholz et al. 2017).
+
+    In a wide random network at its fixed point :math:`q^*`, the squared norm of the gradient with respect
+    to layer :math:`\ell`'s pre-activations, backpropagated from layer :math:`L`, is on average
+    :math:`\chi_1^{L - \ell}` times the one at layer :math:`L` (:func:`chi1`), i.e.
+
+    .. math:: \frac{\mathbb E\lVert \nabla_{h^\ell}\mathcal L\rVert^2}{\mathbb E\lVert \nabla_{h^L}\mathcal L\rVert^2}
+        = \chi_1^{L-\ell} = e^{-(L - \ell)/\xi_\nabla},
+        \qquad \xi_\nabla = -\frac{1}{\ln \chi_1} .
+
+    Positive in the ordered phase (gradients vanish over :math:`\xi_\nabla` layers), negative in the chaotic
+    phase (they explode: by a factor :math:`e` over :math:`|\xi_\nabla|` layers), infinite at the edge of
+    chaos.
+
+    Examples:
+        >>> round(initbook.theory.gradient_depth_scale(1.0, 0.0, "relu"), 6)  # chi1 = 1/2
+        1.442695
+        >>> round(initbook.theory.gradient_depth_scale(25 / 9, 0.0), 3)  # tanh with gain 5/3: explodes
+        -5.25
+        >>> initbook.theory.gradient_depth_scale(2.0, 0.3, "relu")
+        inf
+    """
+    chi = chi1(sigma_w2, sigma_b2, phi, dphi)
+    if chi == 1.0:
+        return math.inf
+    if chi == 0.0:
+        return 0.0
+    return -1.0 / math.log(chi)
+
+
+class MeanFieldMaps(NamedTuple):
+    r"""The iterates of :func:`iterate_maps`, layer :math:`\ell = 0, \dots, L` (index 0 is the start)."""
+
+    q: torch.Tensor
+    """:math:`q^\\ell`, the pre-activation variance, float64 of shape ``(depth + 1,)``."""
+    c: torch.Tensor
+    """:math:`c^\\ell`, the correlation of two inputs' pre-activations, float64 of shape ``(depth + 1,)``."""
+
+
+__all__ += ["MeanFieldMaps"]
+
+
+def iterate_maps(
+    q0: float,
+    c0: float,
+    sigma_w2: float,
+    sigma_b2: float,
+    depth: int,
+    phi: str | Callable[[torch.Tensor], torch.Tensor] = torch.tanh,
+) -> MeanFieldMaps:
+    r"""Iterate the length and correlation maps jointly for ``depth`` layers: the theory's prediction.
+
+    Two inputs whose pre-activations both have variance :math:`q^0` and correlation :math:`c^0` are mapped
+    to
+
+    .. math:: q^{\ell} = \mathcal V(q^{\ell-1}), \qquad c^{\ell} = \mathcal C(c^{\ell-1}; q^{\ell-1}),
+
+    with :math:`\mathcal V` the :func:`length_map` and :math:`\mathcal C` the :func:`correlation_map`
+    evaluated at the current variance (not at :math:`q^*`), so the transient before :math:`q` settles is
+    included. This is what a wide random network (:func:`initbook.stats.mean_field_network`) does on average.
+
+    Args:
+        q0: starting variance :math:`q^0 > 0`.
+        c0: starting correlation in :math:`[-1, 1]`.
+        sigma_w2: :math:`\sigma_w^2`.
+        sigma_b2: :math:`\sigma_b^2`.
+        depth: number of layers :math:`L`.
+        phi: the activation (see :func:`length_map`).
+
+    Returns:
+        A :class:`MeanFieldMaps` ``(q, c)`` of two float64 tensors of length ``depth + 1``.
+
+    Examples:
+        >>> q, c = initbook.theory.iterate_maps(1.0, 0.9, 2.5, 0.05, 100)
+        >>> round(float(q[-1]), 4) == round(initbook.theory.fixed_point_q(2.5, 0.05), 4)
+        True
+        >>> round(float(c[-1]), 3), round(initbook.theory.fixed_point_c(2.5, 0.05), 3)  # chaotic: c* < 1
+        (0.447, 0.447)
+    """
+    q = check_real("q0", q0, positive=True)
+    c = check_real("c0", c0)
+    if not -1.0 <= c <= 1.0:
+        raise ValueError(f"c0 must be a correlation in [-1, 1], got {c0!r}")
+    sigma_w2, sigma_b2 = _check_sigmas(sigma_w2, sigma_b2)
+    check_int("depth", depth, minimum=0)
+    act = _activation(phi)
+    qs, cs = [q], [c]
+    for _ in range(depth):
+        c = min(1.0, max(-1.0, _correlation_map(act, c, q, sigma_w2, sigma_b2)))
+        q = sigma_w2 * act.mean_sq(q) + sigma_b2
+        qs.append(q)
+        cs.append(c)
+    return MeanFieldMaps(
+        torch.tensor(qs, dtype=torch.float64), torch.tensor(cs, dtype=torch.float64)
+    )
