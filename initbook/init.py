@@ -195,7 +195,28 @@ def truncated_normal_std(a: float = -2.0, b: float = 2.0) -> float:
     if mass <= 0.0:
         raise ValueError(f"[{a!r}, {b!r}] has no probability mass under N(0, 1) in float64")
     mean = (_npdf(a) - _npdf(b)) / mass
-    return math.sqrt(1.0 + (_x_npdf(a) - _x_npdf(b)) / mass - mean * mean)
+    var = 1.0 + (_x_npdf(a) - _x_npdf(b)) / mass - mean * mean
+    if not (var > 1e-2 and a < 0.0 < b):
+        # the closed form cancels for a narrow interval, and Phi(b) - Phi(a) loses digits in a tail
+        # (both ends on one side of 0): integrate the density instead
+        var = _truncated_normal_var_quadrature(a, b)
+    return math.sqrt(var)
+
+
+def _truncated_normal_var_quadrature(a: float, b: float) -> float:
+    """Variance of N(0, 1) cut to [a, b] by Gauss-Legendre quadrature, free of cancellation."""
+    import numpy as np
+
+    if b <= 0.0:  # reflect: the same variance, and the interval's point nearest 0 is then >= 0
+        a, b = -b, -a
+    m = max(a, 0.0)
+    reach = math.sqrt(m * m + 184.0)  # beyond it the density is below e^-92 of its value at m
+    lo, hi = max(a, -reach), min(b, reach)
+    x, w = np.polynomial.legendre.leggauss(200)
+    x = (hi - lo) / 2.0 * x + (hi + lo) / 2.0
+    density = w * np.exp(-(x - m) * (x + m) / 2.0)
+    mean = float((density * x).sum() / density.sum())
+    return float((density * (x - mean) ** 2).sum() / density.sum())
 
 
 #: Standard deviation of :math:`\mathcal N(0, 1)` truncated to :math:`[-2, 2]` (JAX's literal
@@ -698,7 +719,14 @@ def trunc_normal_(
     if not a < b:
         raise ValueError(f"trunc_normal_ needs a < b, got a={a!r}, b={b!r}")
     _check_generator(generator)
-    return _no_grad_trunc_normal_(tensor, mean, std, (a - mean) / std, (b - mean) / std, generator)
+    try:
+        return _no_grad_trunc_normal_(
+            tensor, mean, std, (a - mean) / std, (b - mean) / std, generator
+        )
+    except ValueError as error:  # name the caller's values, not only the standardized interval
+        raise ValueError(
+            f"trunc_normal_ with a={a!r}, b={b!r}, mean={mean!r}, std={std!r}: {error}"
+        ) from None
 
 
 def constant_(tensor: torch.Tensor, val: float) -> torch.Tensor:
@@ -809,7 +837,7 @@ def dirac_(tensor: torch.Tensor, groups: int = 1) -> torch.Tensor:
     count = min(per_group, tensor.shape[1])
     with torch.no_grad():
         tensor.zero_()
-        if count > 0 and not tensor.is_meta:
+        if count > 0 and tensor.numel() > 0 and not tensor.is_meta:
             d = torch.arange(count, device=tensor.device)
             g = torch.arange(groups, device=tensor.device)
             rows = (g[:, None] * per_group + d).flatten()

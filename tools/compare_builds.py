@@ -12,7 +12,9 @@ Each argument is a ``docs`` folder after ``sphinx-build`` (it holds ``_build/jup
   ``scrapbook``/``glue`` metadata inside the executed ``.ipynb``, which are read too). ``text/plain`` and
   ``text/markdown`` must be equal as text; ``image/png`` figures are compared as described below.
 * **Other cell outputs** of the executed notebooks (streams, ``text/plain``/``text/markdown``/``text/html``
-  results and images), cell by cell.
+  results and images), cell by cell. The name of ipykernel's per-process temporary file for a cell
+  (``/tmp/ipykernel_<pid>/<hash>.py``, which appears in warnings) and object addresses (``at 0x...``) are
+  masked: they name the process, not a result.
 * **Gallery examples**: the captured stdout blocks (``.. rst-class:: sphx-glr-script-out``) and captured
   HTML reprs of every ``auto_examples/**/*.rst`` (the "Total running time" line is not compared: it is a
   timing), and every ``auto_examples/**/images/*.png`` (thumbnails included).
@@ -55,8 +57,19 @@ def docs_dir(path: Path) -> Path:
     )
 
 
+# Parts of an output that name the executing process, not a result: ipykernel's per-process file of the
+# cell's code (in warnings and tracebacks) and object addresses.
+_VOLATILE = (
+    (re.compile(r"/tmp/ipykernel_\d+/\d+\.py"), "<ipykernel cell>"),
+    (re.compile(r"\bat 0x[0-9a-f]+"), "at 0x..."),
+)
+
+
 def _text(value: object) -> str:
-    return "".join(value) if isinstance(value, list) else str(value)
+    text = "".join(value) if isinstance(value, list) else str(value)
+    for pattern, replacement in _VOLATILE:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _png_bytes(value: object) -> bytes:
@@ -124,7 +137,7 @@ def cell_outputs(root: Path) -> dict[str, list[tuple[str, object]]]:
             for output in cell.get("outputs", []):
                 if any(key in output.get("metadata", {}) for key in GLUE_KEYS):
                     continue
-                if output.get("output_type") == "stream":
+                if output.get("output_type") == "stream":  # stderr too: warnings show in the page
                     items.append((f"stream:{output.get('name')}", _text(output.get("text", ""))))
                 elif output.get("output_type") == "error":
                     items.append(("error", f"{output.get('ename')}: {output.get('evalue')}"))
