@@ -276,3 +276,16 @@ def reproducibility(session: nox.Session) -> None:
         seconds = _clean_build(session, copy)
         session.log(f"clean build of {copy} took {seconds:.0f} s")
     session.run("python", str(ROOT / "tools" / "compare_builds.py"), *map(str, copies))
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Time the docs builds, every gallery example, the batched estimators and the training loop.
+
+    Writes ``benchmarks/results.json`` (commit it: the book's "How fast is it" appendix renders its tables
+    from that file) and prints the tables. ``-- --skip-build`` leaves out the clean and no-change docs
+    builds (minutes); ``-- --skip-examples`` the gallery scripts; ``-- --repeats 9`` for more repeats.
+    Not run by the tests.
+    """
+    _install(session, "docs")
+    session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs, env=_docs_env())
