@@ -30,13 +30,14 @@ from pathlib import Path
 
 import torch
 
-import initbook
-
-sys.path.insert(0, str(Path(__file__).parent))
+ROOT = Path(__file__).resolve().parent.parent
+# this checkout's initbook (whatever is installed) and the modules beside this script
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 import bench_train
 import report
 
-ROOT = Path(__file__).resolve().parent.parent
+import initbook
+
 DEFAULT_THREADS = torch.get_num_threads()
 
 
