@@ -90,6 +90,9 @@ def examples_table(results: dict) -> str:
     rows = ["| gallery example | wall time (own process, `MPLBACKEND=Agg`) |", "| --- | ---: |"]
     for e in results["examples"]:
         rows.append(f"| `{e['example']}` | {_s(e['seconds'])} |")
+    if not results["examples"]:
+        rows.append("| (not measured) | |")
+        return "\n".join(rows)
     total = sum(e["seconds"] for e in results["examples"])
     rows.append(f"| **total** | **{_s(total)}** |")
     return "\n".join(rows)
