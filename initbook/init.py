@@ -265,13 +265,39 @@ def _buffer(tensor: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Ten
     return torch.empty(tensor.shape, dtype=dtype or _work_dtype(tensor), device=tensor.device)
 
 
+def _gain_squared(gain: float) -> float:
+    """``gain**2`` as a variance scale; a ValueError naming ``gain`` if it overflows float64."""
+    scale = gain * gain
+    if math.isinf(scale):
+        raise ValueError(f"gain={gain!r} is too large: gain**2 overflows float64")
+    return scale
+
+
+def _overflow_error(tensor: torch.Tensor, what: str) -> ValueError:
+    return ValueError(
+        f"{what}: the values overflow {tensor.dtype} (largest finite value "
+        f"{torch.finfo(tensor.dtype).max:.6g}) and would be inf; use a smaller scale or a wider dtype"
+    )
+
+
+def _check_finite_fill(tensor: torch.Tensor, what: str) -> torch.Tensor:
+    """Raise instead of returning a tensor that overflowed to inf (finite arguments, too large a scale)."""
+    if not tensor.is_meta and tensor.numel() and not bool(torch.isfinite(tensor).all()):
+        raise _overflow_error(tensor, what)
+    return tensor
+
+
 def _no_grad_uniform_(
     tensor: torch.Tensor, low: float, high: float, generator: torch.Generator | None
 ) -> torch.Tensor:
+    if max(abs(low), abs(high)) > torch.finfo(tensor.dtype).max:
+        raise _overflow_error(tensor, f"uniform on [{low!r}, {high!r}]")
     with torch.no_grad():
         if tensor.dtype in _NATIVE_DTYPES:
-            return tensor.uniform_(low, high, generator=generator)
-        return tensor.copy_(_buffer(tensor).uniform_(low, high, generator=generator))
+            tensor.uniform_(low, high, generator=generator)
+        else:
+            tensor.copy_(_buffer(tensor).uniform_(low, high, generator=generator))
+    return _check_finite_fill(tensor, f"uniform on [{low!r}, {high!r}]")
 
 
 def _no_grad_normal_(
@@ -279,8 +305,10 @@ def _no_grad_normal_(
 ) -> torch.Tensor:
     with torch.no_grad():
         if tensor.dtype in _NATIVE_DTYPES:
-            return tensor.normal_(mean, std, generator=generator)
-        return tensor.copy_(_buffer(tensor).normal_(mean, std, generator=generator))
+            tensor.normal_(mean, std, generator=generator)
+        else:
+            tensor.copy_(_buffer(tensor).normal_(mean, std, generator=generator))
+    return _check_finite_fill(tensor, f"normal with mean={mean!r}, std={std!r}")
 
 
 def _standard_trunc_normal(
@@ -331,9 +359,20 @@ def _no_grad_trunc_normal_(
             return tensor
         if std == 0.0:
             return tensor.fill_(mean)
+        what = f"truncated normal with mean={mean!r}, std={std!r}"
+        big = torch.finfo(_work_dtype(tensor)).max
+        if std > big or abs(mean) > big:
+            raise _overflow_error(tensor, what)
         z = _standard_trunc_normal(tensor, alpha, beta, generator)
-        x = z.mul_(std).add_(mean).clamp_(mean + std * alpha, mean + std * beta)
-        return tensor.copy_(x)
+        # bounds beyond the working dtype's range are no bounds (clamp_ rejects them)
+        lo, hi = mean + std * alpha, mean + std * beta
+        x = (
+            z.mul_(std)
+            .add_(mean)
+            .clamp_(-math.inf if lo < -big else lo, math.inf if hi > big else hi)
+        )
+        tensor.copy_(x)
+    return _check_finite_fill(tensor, f"truncated normal with mean={mean!r}, std={std!r}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -511,7 +550,7 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
-        return math.sqrt(2.0 / (1 + slope**2))
+        return math.sqrt(2.0 / (1 + slope * slope))  # not slope**2: no OverflowError for 1e200
     return 3.0 / 4  # selu
 
 
@@ -891,7 +930,9 @@ def xavier_uniform_(
         (True, 1.0)
     """
     gain = check_real("gain", gain, nonnegative=True)
-    return variance_scaling_(tensor, gain**2, "fan_avg", "uniform", fans=fans, generator=generator)
+    return variance_scaling_(
+        tensor, _gain_squared(gain), "fan_avg", "uniform", fans=fans, generator=generator
+    )
 
 
 def xavier_normal_(
@@ -934,7 +975,9 @@ def xavier_normal_(
         1.0
     """
     gain = check_real("gain", gain, nonnegative=True)
-    return variance_scaling_(tensor, gain**2, "fan_avg", "normal", fans=fans, generator=generator)
+    return variance_scaling_(
+        tensor, _gain_squared(gain), "fan_avg", "normal", fans=fans, generator=generator
+    )
 
 
 def kaiming_uniform_(
@@ -989,7 +1032,9 @@ def kaiming_uniform_(
     """
     gain = calculate_gain(nonlinearity, check_real("a", a))
     mode = _check_mode(mode, _TORCH_FAN_MODES)
-    return variance_scaling_(tensor, gain**2, mode, "uniform", fans=fans, generator=generator)
+    return variance_scaling_(
+        tensor, _gain_squared(gain), mode, "uniform", fans=fans, generator=generator
+    )
 
 
 def kaiming_normal_(
@@ -1046,7 +1091,9 @@ def kaiming_normal_(
     """
     gain = calculate_gain(nonlinearity, check_real("a", a))
     mode = _check_mode(mode, _TORCH_FAN_MODES)
-    return variance_scaling_(tensor, gain**2, mode, "normal", fans=fans, generator=generator)
+    return variance_scaling_(
+        tensor, _gain_squared(gain), mode, "normal", fans=fans, generator=generator
+    )
 
 
 def lecun_normal_(

@@ -259,8 +259,9 @@ def test_variance_scaling_arguments(shape, dtype, scale, mode, distribution, fan
 @FUZZ
 @given(
     nonlinearity=st.sampled_from([*NONLINEARITIES, "gelu", "ReLU", "", 3, None]),
-    param=st.one_of(st.none(), real_or_bad(st.floats(-10, 10))),
+    param=st.one_of(st.none(), real_or_bad(st.floats(-10, 10) | st.floats(-1e300, 1e300))),
 )
+@example(nonlinearity="leaky_relu", param=(1e200, False))  # was an OverflowError (slope**2)
 @example(nonlinearity="leaky_relu", param=(-1.0, False))
 @example(nonlinearity="selu", param=(math.nan, True))
 def test_calculate_gain(nonlinearity, param):
@@ -281,9 +282,8 @@ def test_calculate_gain(nonlinearity, param):
         assert isinstance(out, float)
         assert_finite("calculate_gain", out)
         assert out >= 0
-        if nonlinearity in NONLINEARITIES and (
-            param is None or isinstance(param_value, int | float)
-        ):
+        small = param is None or (isinstance(param_value, int | float) and abs(param_value) < 1e100)
+        if nonlinearity in NONLINEARITIES and small:  # (torch's own raises OverflowError beyond)
             assert out == pytest.approx(torch.nn.init.calculate_gain(nonlinearity, param_value))
 
 
@@ -410,6 +410,43 @@ def test_elementwise_fills(low, span, mean, std, val, dtype):
     status, out = call(init.constant_, torch.empty(5, dtype=dtype), val, bad=(val,) * val_bad)
     if status == "ok":
         assert bool((out == torch.tensor(val, dtype=dtype)).all())
+
+
+@FUZZ
+@given(
+    fn=st.sampled_from(
+        ["variance_scaling_", "normal_", "uniform_", "trunc_normal_", "xavier_normal_"]
+    ),
+    log10_scale=st.floats(-3, 310),
+    dtype=good_dtypes,
+    distribution=st.sampled_from(["normal", "uniform", "truncated_normal"]),
+)
+@example(fn="variance_scaling_", log10_scale=12.0, dtype=torch.float16, distribution="uniform")
+@example(fn="uniform_", log10_scale=300.0, dtype=torch.float32, distribution="uniform")
+def test_huge_scales_overflow_loudly(fn, log10_scale, dtype, distribution):
+    """Finite but huge scales: a finite result or a ValueError that says the values overflow.
+
+    Found by hand next to this file: a float16 tensor filled with inf by ``variance_scaling_(w, 1e12)``, and
+    a RuntimeError from torch for ``uniform_(float32 tensor, -1e300, 1e300)``.
+    """
+    big = 10.0**log10_scale
+    w = torch.empty(8, 8, dtype=dtype)
+    g = torch.Generator().manual_seed(0)
+    calls = {
+        "variance_scaling_": lambda: init.variance_scaling_(
+            w, min(big, 1e308), "fan_in", distribution, generator=g
+        ),
+        "normal_": lambda: init.normal_(w, 0.0, big, generator=g),
+        "uniform_": lambda: init.uniform_(w, -big, big, generator=g),
+        "trunc_normal_": lambda: init.trunc_normal_(w, 0.0, big, -2 * big, 2 * big, generator=g),
+        "xavier_normal_": lambda: init.xavier_normal_(w, min(big, 1e300), generator=g),
+    }
+    status, out = call(calls[fn])
+    if status == "error":
+        assert isinstance(out, ValueError), out
+        assert "overflow" in str(out), out
+        return
+    assert_finite(fn, out)
 
 
 @FUZZ
