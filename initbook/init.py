@@ -602,8 +602,9 @@ def variance_scaling_(
         ``tensor``, filled in place.
 
     Raises:
-        ValueError: unknown ``mode`` or ``distribution``, a negative or non-finite ``scale``, or fewer
-            than 2 dimensions without ``fans``.
+        ValueError: unknown ``mode`` or ``distribution``, a negative or non-finite ``scale``, fewer
+            than 2 dimensions without ``fans``, or a ``scale`` so large that the values overflow the
+            tensor's dtype to inf (every initializer built on this one raises the same).
         TypeError: ``tensor`` is not a floating tensor, or an argument has the wrong type.
 
     Examples:
@@ -657,7 +658,7 @@ def uniform_(
         ``tensor``, filled in place.
 
     Raises:
-        ValueError: non-finite bounds or ``a > b``.
+        ValueError: non-finite bounds, ``a > b``, or bounds beyond the tensor's dtype's range.
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -690,6 +691,10 @@ def normal_(
 
     Returns:
         ``tensor``, filled in place.
+
+    Raises:
+        ValueError: a non-finite ``mean``, a negative or non-finite ``std``, or values that overflow the
+            tensor's dtype to inf.
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -739,7 +744,8 @@ def trunc_normal_(
         ``tensor``, filled in place.
 
     Raises:
-        ValueError: ``std <= 0``, ``a >= b``, or an interval with no mass in float64.
+        ValueError: ``std <= 0``, ``a >= b``, an interval with no mass in float64, or values that
+            overflow the tensor's dtype to inf.
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
