@@ -11,6 +11,8 @@ re-installed only when ``pyproject.toml`` or ``constraints.txt`` change, so torc
     nox -s lint               # ruff check and ruff format --check
     nox -s site               # the built book in headless Chromium (after docs; needs chromium, chromedriver)
     nox -s example -- plot_nonfinite_step   # run one gallery script through Sphinx
+    nox -s reproducibility    # build the book twice from clean copies and compare every result
+    nox -s benchmarks         # time builds, examples, estimators and training; write benchmarks/results.json
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nox
@@ -40,6 +44,9 @@ SPHINX_STRICT = ("-W", "--keep-going", "-n", "-T")
 
 def _install(session: nox.Session, *groups: str, package: bool = True) -> None:
     """Install the package (editable) and ``groups`` under the constraints, unless nothing changed."""
+    if session.venv_backend == "none":  # `nox --no-venv`: use the current environment as it is
+        session.log("no virtualenv (--no-venv): using the current environment's packages")
+        return
     digest = hashlib.sha256()
     for path in (ROOT / "pyproject.toml", CONSTRAINTS):
         digest.update(path.read_bytes())
@@ -210,3 +217,101 @@ def example(session: nox.Session) -> None:
         "-D",
         "sphinx_gallery_conf.run_stale_examples=True",
     )
+
+
+# Build outputs and caches that must not travel into a fresh copy of the sources.
+_NOT_SOURCES = (
+    ".git",
+    ".nox",
+    ".ci-venv",
+    ".venv*",
+    ".hypothesis",
+    ".pytest_cache",
+    ".ruff_cache",
+    "__pycache__",
+    "*.egg-info",
+    "_build",
+    "auto_examples",
+    "gen_modules",
+    "sg_execution_times.rst",
+    "jupyter_execute",
+)
+
+
+def _fresh_copy(session: nox.Session, dest: Path) -> Path:
+    """Copy the sources (the working tree without build outputs or caches) to ``dest``; return it."""
+    shutil.rmtree(dest, ignore_errors=True)
+    try:  # exactly the files git would see: tracked plus untracked-but-not-ignored
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        ).stdout.decode()
+        files = [ROOT / name for name in listed.split("\0") if name]
+    except (OSError, subprocess.CalledProcessError):
+        files = None
+    if files is None:
+        shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(*_NOT_SOURCES))
+    else:
+        for path in files:
+            if path.is_file():
+                target = dest / path.relative_to(ROOT)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+    for generated in ("_build", "auto_examples", "gen_modules", "api/generated"):
+        if (dest / "docs" / generated).exists():
+            session.error(f"{dest / 'docs' / generated} exists in a fresh copy")
+    session.log(f"copied the sources to {dest}")
+    return dest
+
+
+def _clean_build(session: nox.Session, copy: Path) -> float:
+    """Build the book in ``copy`` from nothing (HTML, strict); return the wall time in seconds."""
+    docs = copy / "docs"
+    start = time.perf_counter()
+    session.run(
+        "sphinx-build",
+        "-b",
+        "html",
+        "-d",
+        str(docs / "_build" / "doctrees"),
+        *SPHINX_STRICT,
+        str(docs),
+        str(docs / "_build" / "html"),
+        env={**_docs_env(), "PYTHONPATH": str(copy)},
+    )
+    return time.perf_counter() - start
+
+
+@nox.session
+def reproducibility(session: nox.Session) -> None:
+    """Build the book twice from two fresh copies of the sources and compare every result.
+
+    Each copy starts with no build, no execution cache and no sphinx-gallery outputs, so nothing leaks
+    from one build into the other. ``tools/compare_builds.py`` then compares every glued value, notebook
+    output, gallery stdout block and gallery image; the session fails on any difference. The copies live in
+    ``.nox/reproducibility/{a,b}`` (or the folder given after ``--``) and are kept for inspection.
+    """
+    _install(session, "docs")
+    where = (
+        Path(session.posargs[0]).resolve() if session.posargs else ROOT / ".nox" / "reproducibility"
+    )
+    copies = [_fresh_copy(session, where / name) for name in ("a", "b")]
+    for copy in copies:
+        seconds = _clean_build(session, copy)
+        session.log(f"clean build of {copy} took {seconds:.0f} s")
+    session.run("python", str(ROOT / "tools" / "compare_builds.py"), *map(str, copies))
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Time the docs builds, every gallery example, the batched estimators and the training loop.
+
+    Writes ``benchmarks/results.json`` (commit it: the book's "How fast is it" appendix renders its tables
+    from that file) and prints the tables. ``-- --skip-build`` leaves out the clean and no-change docs
+    builds (minutes); ``-- --skip-examples`` the gallery scripts; ``-- --repeats 9`` for more repeats.
+    Not run by the tests.
+    """
+    _install(session, "docs")
+    session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs, env=_docs_env())

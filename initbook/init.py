@@ -195,7 +195,28 @@ def truncated_normal_std(a: float = -2.0, b: float = 2.0) -> float:
     if mass <= 0.0:
         raise ValueError(f"[{a!r}, {b!r}] has no probability mass under N(0, 1) in float64")
     mean = (_npdf(a) - _npdf(b)) / mass
-    return math.sqrt(1.0 + (_x_npdf(a) - _x_npdf(b)) / mass - mean * mean)
+    var = 1.0 + (_x_npdf(a) - _x_npdf(b)) / mass - mean * mean
+    if not (var > 1e-2 and a < 0.0 < b):
+        # the closed form cancels for a narrow interval, and Phi(b) - Phi(a) loses digits in a tail
+        # (both ends on one side of 0): integrate the density instead
+        var = _truncated_normal_var_quadrature(a, b)
+    return math.sqrt(var)
+
+
+def _truncated_normal_var_quadrature(a: float, b: float) -> float:
+    """Variance of N(0, 1) cut to [a, b] by Gauss-Legendre quadrature, free of cancellation."""
+    import numpy as np
+
+    if b <= 0.0:  # reflect: the same variance, and the interval's point nearest 0 is then >= 0
+        a, b = -b, -a
+    m = max(a, 0.0)
+    reach = math.sqrt(m * m + 184.0)  # beyond it the density is below e^-92 of its value at m
+    lo, hi = max(a, -reach), min(b, reach)
+    x, w = np.polynomial.legendre.leggauss(200)
+    x = (hi - lo) / 2.0 * x + (hi + lo) / 2.0
+    density = w * np.exp(-(x - m) * (x + m) / 2.0)
+    mean = float((density * x).sum() / density.sum())
+    return float((density * (x - mean) ** 2).sum() / density.sum())
 
 
 #: Standard deviation of :math:`\mathcal N(0, 1)` truncated to :math:`[-2, 2]` (JAX's literal
@@ -244,13 +265,39 @@ def _buffer(tensor: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Ten
     return torch.empty(tensor.shape, dtype=dtype or _work_dtype(tensor), device=tensor.device)
 
 
+def _gain_squared(gain: float) -> float:
+    """``gain**2`` as a variance scale; a ValueError naming ``gain`` if it overflows float64."""
+    scale = gain * gain
+    if math.isinf(scale):
+        raise ValueError(f"gain={gain!r} is too large: gain**2 overflows float64")
+    return scale
+
+
+def _overflow_error(tensor: torch.Tensor, what: str) -> ValueError:
+    return ValueError(
+        f"{what}: the values overflow {tensor.dtype} (largest finite value "
+        f"{torch.finfo(tensor.dtype).max:.6g}) and would be inf; use a smaller scale or a wider dtype"
+    )
+
+
+def _check_finite_fill(tensor: torch.Tensor, what: str) -> torch.Tensor:
+    """Raise instead of returning a tensor that overflowed to inf (finite arguments, too large a scale)."""
+    if not tensor.is_meta and tensor.numel() and not bool(torch.isfinite(tensor).all()):
+        raise _overflow_error(tensor, what)
+    return tensor
+
+
 def _no_grad_uniform_(
     tensor: torch.Tensor, low: float, high: float, generator: torch.Generator | None
 ) -> torch.Tensor:
+    if max(abs(low), abs(high)) > torch.finfo(tensor.dtype).max:
+        raise _overflow_error(tensor, f"uniform on [{low!r}, {high!r}]")
     with torch.no_grad():
         if tensor.dtype in _NATIVE_DTYPES:
-            return tensor.uniform_(low, high, generator=generator)
-        return tensor.copy_(_buffer(tensor).uniform_(low, high, generator=generator))
+            tensor.uniform_(low, high, generator=generator)
+        else:
+            tensor.copy_(_buffer(tensor).uniform_(low, high, generator=generator))
+    return _check_finite_fill(tensor, f"uniform on [{low!r}, {high!r}]")
 
 
 def _no_grad_normal_(
@@ -258,8 +305,10 @@ def _no_grad_normal_(
 ) -> torch.Tensor:
     with torch.no_grad():
         if tensor.dtype in _NATIVE_DTYPES:
-            return tensor.normal_(mean, std, generator=generator)
-        return tensor.copy_(_buffer(tensor).normal_(mean, std, generator=generator))
+            tensor.normal_(mean, std, generator=generator)
+        else:
+            tensor.copy_(_buffer(tensor).normal_(mean, std, generator=generator))
+    return _check_finite_fill(tensor, f"normal with mean={mean!r}, std={std!r}")
 
 
 def _standard_trunc_normal(
@@ -310,9 +359,20 @@ def _no_grad_trunc_normal_(
             return tensor
         if std == 0.0:
             return tensor.fill_(mean)
+        what = f"truncated normal with mean={mean!r}, std={std!r}"
+        big = torch.finfo(_work_dtype(tensor)).max
+        if std > big or abs(mean) > big:
+            raise _overflow_error(tensor, what)
         z = _standard_trunc_normal(tensor, alpha, beta, generator)
-        x = z.mul_(std).add_(mean).clamp_(mean + std * alpha, mean + std * beta)
-        return tensor.copy_(x)
+        # bounds beyond the working dtype's range are no bounds (clamp_ rejects them)
+        lo, hi = mean + std * alpha, mean + std * beta
+        x = (
+            z.mul_(std)
+            .add_(mean)
+            .clamp_(-math.inf if lo < -big else lo, math.inf if hi > big else hi)
+        )
+        tensor.copy_(x)
+    return _check_finite_fill(tensor, f"truncated normal with mean={mean!r}, std={std!r}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -490,7 +550,7 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
-        return math.sqrt(2.0 / (1 + slope**2))
+        return math.sqrt(2.0 / (1 + slope * slope))  # not slope**2: no OverflowError for 1e200
     return 3.0 / 4  # selu
 
 
@@ -542,8 +602,9 @@ def variance_scaling_(
         ``tensor``, filled in place.
 
     Raises:
-        ValueError: unknown ``mode`` or ``distribution``, a negative or non-finite ``scale``, or fewer
-            than 2 dimensions without ``fans``.
+        ValueError: unknown ``mode`` or ``distribution``, a negative or non-finite ``scale``, fewer
+            than 2 dimensions without ``fans``, or a ``scale`` so large that the values overflow the
+            tensor's dtype to inf (every initializer built on this one raises the same).
         TypeError: ``tensor`` is not a floating tensor, or an argument has the wrong type.
 
     Examples:
@@ -597,7 +658,7 @@ def uniform_(
         ``tensor``, filled in place.
 
     Raises:
-        ValueError: non-finite bounds or ``a > b``.
+        ValueError: non-finite bounds, ``a > b``, or bounds beyond the tensor's dtype's range.
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -630,6 +691,10 @@ def normal_(
 
     Returns:
         ``tensor``, filled in place.
+
+    Raises:
+        ValueError: a non-finite ``mean``, a negative or non-finite ``std``, or values that overflow the
+            tensor's dtype to inf.
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -679,7 +744,8 @@ def trunc_normal_(
         ``tensor``, filled in place.
 
     Raises:
-        ValueError: ``std <= 0``, ``a >= b``, or an interval with no mass in float64.
+        ValueError: ``std <= 0``, ``a >= b``, an interval with no mass in float64, or values that
+            overflow the tensor's dtype to inf.
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -698,7 +764,14 @@ def trunc_normal_(
     if not a < b:
         raise ValueError(f"trunc_normal_ needs a < b, got a={a!r}, b={b!r}")
     _check_generator(generator)
-    return _no_grad_trunc_normal_(tensor, mean, std, (a - mean) / std, (b - mean) / std, generator)
+    try:
+        return _no_grad_trunc_normal_(
+            tensor, mean, std, (a - mean) / std, (b - mean) / std, generator
+        )
+    except ValueError as error:  # name the caller's values, not only the standardized interval
+        raise ValueError(
+            f"trunc_normal_ with a={a!r}, b={b!r}, mean={mean!r}, std={std!r}: {error}"
+        ) from None
 
 
 def constant_(tensor: torch.Tensor, val: float) -> torch.Tensor:
@@ -809,7 +882,7 @@ def dirac_(tensor: torch.Tensor, groups: int = 1) -> torch.Tensor:
     count = min(per_group, tensor.shape[1])
     with torch.no_grad():
         tensor.zero_()
-        if count > 0 and not tensor.is_meta:
+        if count > 0 and tensor.numel() > 0 and not tensor.is_meta:
             d = torch.arange(count, device=tensor.device)
             g = torch.arange(groups, device=tensor.device)
             rows = (g[:, None] * per_group + d).flatten()
@@ -863,7 +936,9 @@ def xavier_uniform_(
         (True, 1.0)
     """
     gain = check_real("gain", gain, nonnegative=True)
-    return variance_scaling_(tensor, gain**2, "fan_avg", "uniform", fans=fans, generator=generator)
+    return variance_scaling_(
+        tensor, _gain_squared(gain), "fan_avg", "uniform", fans=fans, generator=generator
+    )
 
 
 def xavier_normal_(
@@ -906,7 +981,9 @@ def xavier_normal_(
         1.0
     """
     gain = check_real("gain", gain, nonnegative=True)
-    return variance_scaling_(tensor, gain**2, "fan_avg", "normal", fans=fans, generator=generator)
+    return variance_scaling_(
+        tensor, _gain_squared(gain), "fan_avg", "normal", fans=fans, generator=generator
+    )
 
 
 def kaiming_uniform_(
@@ -961,7 +1038,9 @@ def kaiming_uniform_(
     """
     gain = calculate_gain(nonlinearity, check_real("a", a))
     mode = _check_mode(mode, _TORCH_FAN_MODES)
-    return variance_scaling_(tensor, gain**2, mode, "uniform", fans=fans, generator=generator)
+    return variance_scaling_(
+        tensor, _gain_squared(gain), mode, "uniform", fans=fans, generator=generator
+    )
 
 
 def kaiming_normal_(
@@ -1018,7 +1097,9 @@ def kaiming_normal_(
     """
     gain = calculate_gain(nonlinearity, check_real("a", a))
     mode = _check_mode(mode, _TORCH_FAN_MODES)
-    return variance_scaling_(tensor, gain**2, mode, "normal", fans=fans, generator=generator)
+    return variance_scaling_(
+        tensor, _gain_squared(gain), mode, "normal", fans=fans, generator=generator
+    )
 
 
 def lecun_normal_(

@@ -471,8 +471,9 @@ class Estimate:
 
 
 _MC_STATISTICS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "mean": lambda x: x.flatten(1).mean(dim=1),
-    "mean_sq": lambda x: x.flatten(1).square().mean(dim=1),
+    # reshape, not flatten(1): a 1-D sample (one number per trial) is valid too
+    "mean": lambda x: x.reshape(x.shape[0], -1).mean(dim=1),
+    "mean_sq": lambda x: x.reshape(x.shape[0], -1).square().mean(dim=1),
 }
 
 
@@ -541,6 +542,8 @@ def monte_carlo(
         sample = sample_fn(b, generator)
         if not isinstance(sample, torch.Tensor):
             raise TypeError(f"sample_fn must return a torch.Tensor, got {type(sample).__name__}")
+        if sample.dim() == 0:
+            raise ValueError(f"sample_fn must return a batch of {b} trials, got a 0-d tensor")
         values = sample if reduce is None else reduce(sample)
         values = torch.as_tensor(values).detach().to(torch.float64)
         if values.dim() == 0 or values.shape[0] != b:

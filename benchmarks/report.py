@@ -1,0 +1,115 @@
+"""Read ``benchmarks/results.json`` and format it as Markdown tables (used by ``nox -s benchmarks`` and
+by the book's "How fast is it" appendix, so the printed and the published tables are the same)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def load(path: Path | str = RESULTS) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _s(seconds: float | None) -> str:
+    if seconds is None:
+        return "not measured"
+    if seconds >= 100:
+        return f"{seconds:.0f} s"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    return f"{seconds * 1e3:.1f} ms"
+
+
+def machine_line(results: dict) -> str:
+    m = results["machine"]
+    load1, load5, load15 = m["load_average_before"]
+    return (
+        f"Measured {m['date']} on {m['cpu']} ({m['logical_cpus']} logical CPUs; load average "
+        f"{load1:.2f}, {load5:.2f}, {load15:.2f} before the run, "
+        f"{m['load_average_after'][0]:.2f} after), Python {m['python']}, torch {m['torch']}, "
+        f"{m['default_threads']} torch threads by default, {m['repeats']} interleaved repeats per "
+        f"comparison (medians)."
+    )
+
+
+def comparisons_table(results: dict) -> str:
+    rows = [
+        "| what | baseline | baseline time | initbook | initbook time | speed-up | threads |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for c in results["comparisons"]:
+        rows.append(
+            f"| {c['task']} | {c['baseline']} | {_s(c['baseline_s'])} | {c['initbook']} | "
+            f"{_s(c['initbook_s'])} | {c['baseline_s'] / c['initbook_s']:.1f}x | {c['threads']} |"
+        )
+    return "\n".join(rows)
+
+
+def training_table(results: dict) -> str:
+    rows = [
+        (
+            "| model | threads | compute floor | `initbook.train.fit` | seed 003 `DataLoader` loop "
+            "| fit / floor | loop / fit |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for t in results["training"]:
+        rows.append(
+            f"| {t['model']} | {t['threads']} | {_s(t['floor_s'])} | {_s(t['fit_s'])} | "
+            f"{_s(t['loader_s'])} | {t['fit_s'] / t['floor_s']:.1f} | "
+            f"{t['loader_s'] / t['fit_s']:.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def trace_table(results: dict) -> str:
+    rows = [
+        "| model, batch | threads | forward + backward | `initbook.stats.trace` | overhead |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for t in results["trace"]:
+        rows.append(
+            f"| {t['model']} | {t['threads']} | {_s(t['plain_s'])} | {_s(t['trace_s'])} | "
+            f"{t['trace_s'] / t['plain_s']:.2f}x |"
+        )
+    return "\n".join(rows)
+
+
+def build_table(results: dict) -> str:
+    b = results.get("build") or {}
+    rows = ["| build | wall time |", "| --- | ---: |"]
+    rows.append(f"| clean build (every page and example executed) | {_s(b.get('clean_s'))} |")
+    rows.append(f"| rebuild with no change | {_s(b.get('rebuild_s'))} |")
+    return "\n".join(rows)
+
+
+def examples_table(results: dict) -> str:
+    rows = ["| gallery example | wall time (own process, `MPLBACKEND=Agg`) |", "| --- | ---: |"]
+    for e in results["examples"]:
+        rows.append(f"| `{e['example']}` | {_s(e['seconds'])} |")
+    if not results["examples"]:
+        rows.append("| (not measured) | |")
+        return "\n".join(rows)
+    total = sum(e["seconds"] for e in results["examples"])
+    rows.append(f"| **total** | **{_s(total)}** |")
+    return "\n".join(rows)
+
+
+def all_tables(results: dict) -> dict[str, str]:
+    return {
+        "build": build_table(results),
+        "examples": examples_table(results),
+        "comparisons": comparisons_table(results),
+        "training": training_table(results),
+        "trace": trace_table(results),
+    }
+
+
+if __name__ == "__main__":
+    data = load()
+    print(machine_line(data))
+    for name, table in all_tables(data).items():
+        print(f"\n{name}\n{table}")

@@ -1,0 +1,378 @@
+"""Time the book's build, its gallery examples, and initbook's batched tools against the seeds' loops.
+
+Writes ``benchmarks/results.json`` (machine, CPU, torch version, date, thread counts, load average) and
+prints the tables that the book's "How fast is it" appendix renders from that file. Run it through
+``nox -s benchmarks`` (add ``-- --skip-build`` to leave out the two documentation builds, which take
+minutes). Nothing here is run by the tests.
+
+Every comparison runs its variants side by side: the repeats are interleaved (A, B, A, B, ...) so that a
+burst of load from other processes hits both, and the median is reported. Each comparison runs with one
+torch thread and with torch's default number of threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+# this checkout's initbook (whatever is installed) and the modules beside this script
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+import bench_train
+import report
+
+import initbook
+
+DEFAULT_THREADS = torch.get_num_threads()
+
+
+def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall time of each variant, the repeats interleaved (one warm-up call each first)."""
+    for fn in variants.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# -- documentation builds --------------------------------------------------------------------------------
+def sphinx(copy: Path) -> float:
+    docs = copy / "docs"
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(copy)}
+    env.pop("MPLBACKEND", None)
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "-n", "-T"),
+            *("-d", str(docs / "_build" / "doctrees"), str(docs), str(docs / "_build" / "html")),
+        ],
+        check=True,
+        env=env,
+    )
+    return time.perf_counter() - start
+
+
+def build_times() -> dict[str, float]:
+    """A clean build in a fresh copy of the sources, then a rebuild of that copy with nothing changed."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    with tempfile.TemporaryDirectory(prefix="initbook-bench-") as tmp:
+        copy = Path(tmp)
+        for name in filter(None, listed.split("\0")):
+            if (ROOT / name).is_file():
+                (copy / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, copy / name)
+        clean = sphinx(copy)
+        rebuild = sphinx(copy)
+    return {"clean_s": clean, "rebuild_s": rebuild}
+
+
+# -- gallery examples ------------------------------------------------------------------------------------
+def example_times() -> list[dict]:
+    out = []
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
+    for script in sorted((ROOT / "examples").rglob("plot_*.py")):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, script.name],
+            cwd=script.parent,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        seconds = time.perf_counter() - start
+        out.append(
+            {"example": script.relative_to(ROOT / "examples").as_posix(), "seconds": seconds}
+        )
+        print(f"  {out[-1]['example']}: {seconds:.2f} s", flush=True)
+    return out
+
+
+# -- batched estimators against the seeds' Python loops ---------------------------------------------------
+# The seeds' size (n = 512, 100 trials), and a narrow one with many trials, where Python overhead dominates.
+SIZES = ((512, 100), (32, 2000))
+STEPS = 100
+
+
+def seed_mean_square_loop(n: int, trials: int) -> float:
+    """Seeds 001/002: draw x and a, y = a @ x, accumulate mean and mean square with .item(); repeat."""
+    mean, sqr = 0.0, 0.0
+    for _ in range(trials):
+        x = torch.randn(n)
+        a = torch.randn(n, n)
+        y = a @ x
+        mean += y.mean().item()
+        sqr += y.pow(2).mean().item()
+    return sqr / trials
+
+
+def batched_mean_square(n: int, trials: int) -> float:
+    def sample(b, g):
+        return torch.randn(b, n, n, generator=g) @ torch.randn(b, n, 1, generator=g)
+
+    return initbook.stats.monte_carlo(sample, "mean_sq", trials, generator=torch.Generator()).value
+
+
+def seed_nan_step_loop(n: int, trials: int) -> list[int]:
+    """Seed 002: iterate x = a @ x (the same a) until x.std() is NaN; once per trial."""
+    steps = []
+    for _ in range(trials):
+        x = torch.randn(n)
+        a = torch.randn(n, n)
+        for i in range(STEPS):  # noqa: B007 (the seed's loop, as written there)
+            x = a @ x
+            if not x.std() == x.std():  # noqa: SIM201
+                break
+        steps.append(i)
+    return steps
+
+
+def batched_nan_step(n: int, trials: int) -> torch.Tensor:
+    step = initbook.stats.matmul_map(n, trials=trials, generator=torch.Generator())
+    return initbook.stats.first_nonfinite_step(step, torch.randn(trials, n), STEPS)
+
+
+def seed_trajectory_loop(n: int, trials: int) -> list[list[float]]:
+    """The seeds' per-step printout, for many chains: rms of x after each of 30 steps of a scaled map."""
+    out = []
+    for _ in range(trials):
+        x = torch.randn(n)
+        a = torch.randn(n, n) / n**0.5
+        rms = []
+        for _ in range(30):
+            x = a @ x
+            rms.append(x.pow(2).mean().sqrt().item())
+        out.append(rms)
+    return out
+
+
+def batched_trajectory(n: int, trials: int) -> torch.Tensor:
+    step = initbook.stats.matmul_map(n, scale=n**-0.5, trials=trials, generator=torch.Generator())
+    return initbook.stats.trajectory(step, torch.randn(trials, n), 30, "rms")
+
+
+ESTIMATORS = [
+    (
+        "mean square of a @ x, n = {n}, {trials} trials",
+        ("seeds 001/002 Python loop", seed_mean_square_loop),
+        ("`stats.monte_carlo`", batched_mean_square),
+    ),
+    (
+        "first NaN step of x = a @ x, n = {n}, {trials} chains",
+        ("seed 002 Python loop", seed_nan_step_loop),
+        ("`stats.matmul_map` + `first_nonfinite_step`", batched_nan_step),
+    ),
+    (
+        "rms after each of 30 steps, n = {n}, {trials} chains",
+        ("Python loop with `.item()`", seed_trajectory_loop),
+        ("`stats.trajectory`", batched_trajectory),
+    ),
+]
+
+
+def comparisons(repeats: int) -> list[dict]:
+    out = []
+    for threads in (1, DEFAULT_THREADS):
+        torch.set_num_threads(threads)
+        for (template, (base_name, base_fn), (ib_name, ib_fn)), (n, trials) in itertools.product(
+            ESTIMATORS, SIZES
+        ):
+            task = template.format(n=n, trials=trials)
+            t = interleaved(
+                {"base": partial(base_fn, n, trials), "ib": partial(ib_fn, n, trials)}, repeats
+            )
+            out.append(
+                {
+                    "task": task,
+                    "baseline": base_name,
+                    "baseline_s": t["base"],
+                    "initbook": ib_name,
+                    "initbook_s": t["ib"],
+                    "threads": threads,
+                }
+            )
+            print(f"  [{threads} thr] {task}: {t['base']:.3f} s vs {t['ib']:.3f} s", flush=True)
+        if DEFAULT_THREADS == 1:
+            break
+    torch.set_num_threads(DEFAULT_THREADS)
+    return out
+
+
+# -- training ---------------------------------------------------------------------------------------------
+def training(repeats: int, epochs: int) -> list[dict]:
+    images, labels = initbook.data.load_mnist("test", download=True)
+    split = initbook.data.book_split(images, labels)
+    x, y = split.x_train, split.y_train
+    hyper = {"epochs": epochs, "batch_size": 100, "lr": 0.01, "momentum": 0.9}
+    out = []
+    for threads in (1, DEFAULT_THREADS):
+        torch.set_num_threads(threads)
+        rate = bench_train.matmul_rate()
+        for sizes in (bench_train.SEED003, bench_train.SMALL):
+            torch.manual_seed(0)
+            template = bench_train.seed003_model(sizes)
+            params = sum(p.numel() for p in template.parameters())
+
+            def fresh(sizes=sizes, template=template):
+                model = bench_train.seed003_model(sizes)
+                model.load_state_dict(template.state_dict())
+                return model
+
+            t = interleaved(
+                {
+                    "fit": lambda fresh=fresh: initbook.train.fit(
+                        fresh(), x, y, seed=0, track_train_accuracy=False, **hyper
+                    ),
+                    "loader": lambda fresh=fresh: bench_train.dataloader_loop(
+                        fresh(), x, y, seed=0, **hyper
+                    ),
+                },
+                repeats,
+            )
+            samples = epochs * (x.shape[0] // 100) * 100
+            name = "MLP " + "-".join(map(str, sizes)) + f", {epochs} epochs of {x.shape[0]:,}"
+            out.append(
+                {
+                    "model": name,
+                    "params": params,
+                    "threads": threads,
+                    "matmul_gflops": rate / 1e9,
+                    "floor_s": 6 * params * samples / rate,
+                    "fit_s": t["fit"],
+                    "loader_s": t["loader"],
+                }
+            )
+            print(f"  [{threads} thr] {name}: fit {t['fit']:.2f} s, loop {t['loader']:.2f} s")
+        if DEFAULT_THREADS == 1:
+            break
+    torch.set_num_threads(DEFAULT_THREADS)
+    return out
+
+
+# -- trace overhead ---------------------------------------------------------------------------------------
+def trace_overhead(repeats: int) -> list[dict]:
+    out = []
+    for threads in (1, DEFAULT_THREADS):
+        torch.set_num_threads(threads)
+        for sizes, batch in ((bench_train.SEED003, 256), ((784, *[256] * 10, 10), 256)):
+            torch.manual_seed(0)
+            model = bench_train.seed003_model(sizes)
+            x = torch.randn(batch, sizes[0])
+
+            def plain(model=model, x=x):
+                model.zero_grad()
+                y = model(x)
+                r = torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
+                (y * r).sum().backward()
+
+            def traced(model=model, x=x):
+                model.zero_grad()
+                initbook.stats.trace(model, x)
+
+            t = interleaved({"plain": plain, "trace": traced}, repeats * 5)
+            name = f"MLP {len(sizes) - 1} layers, widths <= {max(sizes)}, batch {batch}"
+            out.append(
+                {"model": name, "threads": threads, "plain_s": t["plain"], "trace_s": t["trace"]}
+            )
+            print(
+                f"  [{threads} thr] {name}: {t['plain'] * 1e3:.1f} ms vs {t['trace'] * 1e3:.1f} ms"
+            )
+        if DEFAULT_THREADS == 1:
+            break
+    torch.set_num_threads(DEFAULT_THREADS)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-build", action="store_true", help="do not time the docs builds")
+    parser.add_argument("--skip-examples", action="store_true", help="do not time gallery examples")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=report.RESULTS)
+    args = parser.parse_args()
+
+    previous = report.load(args.output) if args.output.exists() else {}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    results: dict = {
+        "machine": {
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "cpu": cpu_model(),
+            "logical_cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "initbook_commit": commit,
+            "default_threads": DEFAULT_THREADS,
+            "repeats": args.repeats,
+            "load_average_before": list(os.getloadavg()),
+        }
+    }
+    if args.skip_build:
+        results["build"] = previous.get("build")
+        print("docs builds: skipped (--skip-build); keeping the previous results, if any")
+    else:
+        print("docs builds (clean, then no change) ...", flush=True)
+        results["build"] = build_times()
+    if args.skip_examples:
+        results["examples"] = previous.get("examples") or []
+        print("gallery examples: skipped (--skip-examples); keeping the previous results, if any")
+    else:
+        print("gallery examples ...", flush=True)
+        results["examples"] = example_times()
+    print("batched estimators vs the seeds' loops ...", flush=True)
+    results["comparisons"] = comparisons(args.repeats)
+    print("training ...", flush=True)
+    results["training"] = training(max(3, args.repeats // 2), args.epochs)
+    print("trace overhead ...", flush=True)
+    results["trace"] = trace_overhead(args.repeats)
+    results["machine"]["load_average_after"] = list(os.getloadavg())
+
+    args.output.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.output}\n")
+    print(report.machine_line(results))
+    for name, table in report.all_tables(results).items():
+        print(f"\n{name}\n{table}")
+
+
+if __name__ == "__main__":
+    main()

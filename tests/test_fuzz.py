@@ -1,0 +1,1033 @@
+"""Fuzzing the public API with hypothesis: a correct result or a documented, named error, never anything else.
+
+Every public function of :mod:`initbook.init`, :mod:`initbook.stats` and :mod:`initbook.theory` is called
+with random shapes (0-size dimensions, 0-D to 5-D), dtypes (the four float dtypes and int/bool/complex),
+modes, nonlinearities and bad values (NaN, +-inf, negatives, wrong types, ``True`` where an int is
+expected). The only acceptable outcomes are
+
+* a result that is finite (no NaN/inf) whenever the inputs were finite, of the right shape and dtype;
+* a ``ValueError``/``TypeError`` (the documented ones) whose message names the bad value (its ``repr``);
+* for a zero-element tensor, the documented ``UserWarning`` ("zero-element tensors is a no-op").
+
+Any other exception, a hang, or a silent non-finite output is a failure. The runs are derandomized
+(``derandomize=True``): hypothesis derives its examples from each test's source, so CI sees the same
+examples on every run; ``INITBOOK_FUZZ_EXPLORE=1`` draws fresh random examples (ten times as many).
+Bugs found this way are fixed in the library and kept as ``@example`` regressions. The whole file
+takes about 20 s on one thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+import warnings
+
+import pytest
+import torch
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from initbook import init, stats, theory
+
+# INITBOOK_FUZZ_EXPLORE=1: fresh random examples, ten times as many (CI: derandomized, the same every run)
+EXPLORE = bool(os.environ.get("INITBOOK_FUZZ_EXPLORE"))
+FUZZ = settings(
+    deadline=None,
+    max_examples=400 if EXPLORE else 40,
+    derandomize=not EXPLORE,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    database=None,
+)
+FEW = settings(FUZZ, max_examples=150 if EXPLORE else 15)
+
+FLOAT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+BAD_DTYPES = (torch.int64, torch.int8, torch.bool, torch.complex64)
+NONLINEARITIES = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "selu",
+)
+
+# Values that are wrong for a real-number parameter, and their kind of error.
+NONFINITE = st.sampled_from([math.nan, math.inf, -math.inf])
+WRONG_TYPE = st.sampled_from([True, False, "1.0", None, [1.0], (1.0,), 1 + 2j, object])
+shapes = st.lists(st.integers(0, 5), min_size=0, max_size=5).map(tuple)
+good_dtypes = st.sampled_from(FLOAT_DTYPES)
+any_dtypes = st.sampled_from(FLOAT_DTYPES + BAD_DTYPES)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The oracle
+# ---------------------------------------------------------------------------------------------------
+def _names(message: str, value: object) -> bool:
+    """Does an error message name ``value``?"""
+    if isinstance(value, torch.dtype):
+        return str(value) in message or str(value).removeprefix("torch.") in message
+    if isinstance(value, type):
+        return value.__name__ in message or repr(value) in message
+    if isinstance(value, bool | int | float | str | list | tuple | complex) or value is None:
+        return repr(value) in message or str(value) in message
+    return type(value).__name__ in message
+
+
+def call(fn, *args, bad: tuple = (), **kwargs):
+    """Call ``fn``; return ``("ok", result)`` or ``("error", exception)``, checking the contract.
+
+    ``bad`` lists the deliberately bad values passed; an error must be a ValueError/TypeError naming
+    one of them (or, when ``bad`` is empty, any ValueError/TypeError is returned for the caller to judge).
+    Warnings other than the documented zero-element one fail the test.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = fn(*args, **kwargs)
+        except (ValueError, TypeError) as error:
+            if bad:
+                assert any(_names(str(error), value) for value in bad), (  # noqa: PT017
+                    f"{fn.__name__}: {type(error).__name__}({error}) does not name any of {bad!r}"
+                )
+            return "error", error
+    for warning in caught:
+        assert issubclass(warning.category, UserWarning), warning
+        assert "zero-element" in str(warning.message), f"{fn.__name__}: undocumented {warning}"
+    if bad:
+        pytest.fail(f"{fn.__name__} accepted bad value(s) {bad!r} and returned {result!r}")
+    return "ok", result
+
+
+def assert_finite(name: str, value: object) -> None:
+    """No NaN or inf anywhere in a result (numbers, tensors, tuples, dataclasses)."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() and value.numel():
+            assert bool(torch.isfinite(value).all()), f"{name}: non-finite values in {value}"
+    elif isinstance(value, float):
+        assert math.isfinite(value), f"{name}: returned {value}"
+    elif isinstance(value, tuple | list):
+        for item in value:
+            assert_finite(name, item)
+    elif hasattr(value, "__dataclass_fields__"):
+        for field in value.__dataclass_fields__:
+            assert_finite(f"{name}.{field}", getattr(value, field))
+
+
+def real_or_bad(valid: st.SearchStrategy, *, negative_ok: bool = True):
+    """``(value, is_bad)``: a valid real, or a non-finite / wrong-type (/ negative) one."""
+    bad = [NONFINITE, WRONG_TYPE]
+    if not negative_ok:
+        bad.append(st.floats(-1e6, -1e-6))
+    return st.one_of(valid.map(lambda v: (v, False)), st.one_of(*bad).map(lambda v: (v, True)))
+
+
+def int_or_bad(valid: st.SearchStrategy, minimum: int):
+    """``(value, is_bad)``: a valid int, one below ``minimum``, a bool, a float or a wrong type."""
+    return st.one_of(
+        valid.map(lambda v: (v, False)),
+        st.integers(minimum - 50, minimum - 1).map(lambda v: (v, True)),
+        st.sampled_from([True, False, 2.0, math.nan, "3", None]).map(lambda v: (v, True)),
+    )
+
+
+def tensor(shape: tuple, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if dtype.is_floating_point:
+        return torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+    if dtype.is_complex:
+        return torch.zeros(shape, dtype=dtype)
+    return torch.zeros(shape, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------------
+# initbook.init: every initializer on random tensors
+# ---------------------------------------------------------------------------------------------------
+# name -> (function, keyword arguments, allowed numbers of dimensions: (minimum, maximum))
+RANDOM_INITS = {
+    "variance_scaling_": (init.variance_scaling_, {}, (2, 9)),
+    "kaiming_normal_": (init.kaiming_normal_, {"nonlinearity": "relu"}, (2, 9)),
+    "kaiming_uniform_": (init.kaiming_uniform_, {"a": math.sqrt(5)}, (2, 9)),
+    "he_normal_": (init.he_normal_, {}, (2, 9)),
+    "he_uniform_": (init.he_uniform_, {}, (2, 9)),
+    "xavier_normal_": (init.xavier_normal_, {"gain": 2.0}, (2, 9)),
+    "xavier_uniform_": (init.xavier_uniform_, {}, (2, 9)),
+    "glorot_normal_": (init.glorot_normal_, {}, (2, 9)),
+    "glorot_uniform_": (init.glorot_uniform_, {}, (2, 9)),
+    "lecun_normal_": (init.lecun_normal_, {}, (2, 9)),
+    "lecun_uniform_": (init.lecun_uniform_, {}, (2, 9)),
+    "torch_default_": (init.torch_default_, {}, (2, 9)),
+    "orthogonal_": (init.orthogonal_, {"gain": 1.5}, (2, 9)),
+    "sparse_": (init.sparse_, {"sparsity": 0.5}, (2, 2)),
+    "spectral_normalize_": (init.spectral_normalize_, {"target": 0.9, "n_iter": 5}, (2, 9)),
+    "trunc_normal_": (init.trunc_normal_, {"std": 0.5, "a": -1.0, "b": 1.0}, (0, 9)),
+    "uniform_": (init.uniform_, {"a": -2.0, "b": 3.0}, (0, 9)),
+    "normal_": (init.normal_, {"mean": 1.0, "std": 2.0}, (0, 9)),
+    "constant_": (init.constant_, {"val": -0.25}, (0, 9)),
+    "zeros_": (init.zeros_, {}, (0, 9)),
+    "ones_": (init.ones_, {}, (0, 9)),
+    "eye_": (init.eye_, {}, (2, 2)),
+    "dirac_": (init.dirac_, {}, (3, 5)),
+}
+SEEDED = {
+    name for name, (fn, _, _) in RANDOM_INITS.items() if "generator" in fn.__code__.co_varnames
+}
+
+
+@FUZZ
+@given(name=st.sampled_from(sorted(RANDOM_INITS)), shape=shapes, dtype=any_dtypes)
+@example(name="dirac_", shape=(0, 2, 3), dtype=torch.float32)
+@example(name="dirac_", shape=(1, 1, 0), dtype=torch.float64)  # was an IndexError
+def test_initializers_on_random_tensors(name, shape, dtype):
+    fn, kwargs, (lo, hi) = RANDOM_INITS[name]
+    w = tensor(shape, dtype)
+    if name == "spectral_normalize_":
+        w = w + 1  # an all-zero tensor is a documented error
+    if name in SEEDED:
+        kwargs = {**kwargs, "generator": torch.Generator().manual_seed(1)}
+    status, out = call(fn, w, **kwargs)
+    if not dtype.is_floating_point:
+        assert status == "error", f"{name} accepted dtype {dtype}"
+        assert isinstance(out, TypeError), out
+        assert _names(str(out), dtype), out
+        return
+    if not lo <= len(shape) <= hi:
+        assert status == "error", f"{name} accepted shape {shape}"
+        assert isinstance(out, ValueError), out
+        assert "dimension" in str(out), out
+        return
+    assert status == "ok", f"{name}{shape} {dtype}: {out!r}"
+    assert out is w
+    assert out.shape == shape
+    assert out.dtype == dtype
+    assert_finite(name, out)
+
+
+@FUZZ
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=2, max_size=5).map(tuple),
+    dtype=good_dtypes,
+    scale=real_or_bad(st.floats(0, 100), negative_ok=False),
+    mode=st.sampled_from(["fan_in", "fan_out", "fan_avg", "FAN_IN", "fan", "", 1, None]),
+    distribution=st.sampled_from(["normal", "uniform", "truncated_normal", "gaussian", 0]),
+    fans=st.sampled_from([None, (3, 4), (1, 1), (0, 4), (3, -1), (True, 2), (2.0, 3), "34", (1,)]),
+)
+def test_variance_scaling_arguments(shape, dtype, scale, mode, distribution, fans):
+    scale, scale_bad = scale
+    bad = [scale] if scale_bad else []
+    if not (isinstance(mode, str) and mode.lower() in ("fan_in", "fan_out", "fan_avg")):
+        bad.append(mode)
+    if distribution not in ("normal", "uniform", "truncated_normal"):
+        bad.append(distribution)
+    fans_bad = fans is not None and (
+        isinstance(fans, str)
+        or len(fans) != 2
+        or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in fans)
+    )
+    if fans_bad:
+        bad.extend([fans, *fans] if not isinstance(fans, str) else [fans])
+    w = tensor(shape, dtype)
+    g = torch.Generator().manual_seed(0)
+    status, out = call(
+        init.variance_scaling_,
+        w,
+        scale,
+        mode,
+        distribution,
+        fans=fans,
+        generator=g,
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert_finite("variance_scaling_", out)
+        fan_in, fan_out = fans if fans is not None else init.compute_fans(shape)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode.lower()]
+        if distribution != "normal":  # bounded: sqrt(3) sigma, or 2 sigma / 0.8796
+            limit = {"uniform": math.sqrt(3), "truncated_normal": 2.2737}[distribution]
+            limit *= math.sqrt(scale / n)
+            assert float(out.double().abs().max()) <= limit * (1 + 1e-2) + 1e-30
+
+
+@FUZZ
+@given(
+    nonlinearity=st.sampled_from([*NONLINEARITIES, "gelu", "ReLU", "", 3, None]),
+    param=st.one_of(st.none(), real_or_bad(st.floats(-10, 10) | st.floats(-1e300, 1e300))),
+)
+@example(nonlinearity="leaky_relu", param=(1e200, False))  # was an OverflowError (slope**2)
+@example(nonlinearity="leaky_relu", param=(-1.0, False))
+@example(nonlinearity="selu", param=(math.nan, True))
+def test_calculate_gain(nonlinearity, param):
+    if param is None:
+        args, bad = (), []
+        param_value = None
+    else:
+        param_value, param_bad = param
+        param_bad = param_bad and param_value is not None  # None: the default, valid
+        args, bad = (param_value,), ([param_value] if param_bad else [])
+    if nonlinearity not in NONLINEARITIES:
+        bad.append(nonlinearity)
+    if nonlinearity != "leaky_relu" and not bad and param_value is not None:
+        # torch ignores the parameter of a parameter-free nonlinearity; so does initbook
+        pass
+    status, out = call(init.calculate_gain, nonlinearity, *args, bad=tuple(bad))
+    if status == "ok":
+        assert isinstance(out, float)
+        assert_finite("calculate_gain", out)
+        assert out >= 0
+        small = param is None or (isinstance(param_value, int | float) and abs(param_value) < 1e100)
+        if nonlinearity in NONLINEARITIES and small:  # (torch's own raises OverflowError beyond)
+            assert out == pytest.approx(torch.nn.init.calculate_gain(nonlinearity, param_value))
+
+
+@FUZZ
+@given(
+    shape=st.lists(
+        st.one_of(st.integers(-3, 6), st.sampled_from([True, 2.0, "3", None])),
+        min_size=0,
+        max_size=5,
+    ),
+    as_tensor=st.booleans(),
+)
+def test_compute_fans(shape, as_tensor):
+    bad_items = [s for s in shape if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+    arg = torch.empty(shape) if as_tensor and not bad_items else tuple(shape)
+    too_short = len(shape) < 2
+    status, out = call(init.compute_fans, arg)
+    if bad_items or too_short:
+        assert status == "error", f"compute_fans({arg!r}) returned {out}"
+        assert bad_items == [] or any(_names(str(out), b) for b in bad_items) or too_short, out
+        if too_short and not bad_items:
+            assert isinstance(out, ValueError), out
+            assert "dimension" in str(out), out
+        return
+    assert status == "ok", out
+    receptive = math.prod(shape[2:])
+    assert out == (shape[1] * receptive, shape[0] * receptive)
+
+
+@FEW
+@given(
+    kind=st.sampled_from(["linear", "conv1d", "conv2d", "conv3d", "convt1d", "convt2d", "bad"]),
+    channels=st.integers(1, 4),
+    groups=st.integers(1, 2),
+    kernel=st.integers(1, 3),
+)
+def test_fans_of(kind, channels, groups, kernel):
+    if kind in ("linear", "bad"):
+        groups = 1
+    c_in, c_out = channels * groups, 2 * channels * groups
+    make = {
+        "linear": lambda: nn.Linear(c_in, c_out),
+        "conv1d": lambda: nn.Conv1d(c_in, c_out, kernel, groups=groups),
+        "conv2d": lambda: nn.Conv2d(c_in, c_out, kernel, groups=groups),
+        "conv3d": lambda: nn.Conv3d(c_in, c_out, kernel, groups=groups),
+        "convt1d": lambda: nn.ConvTranspose1d(c_in, c_out, kernel, groups=groups),
+        "convt2d": lambda: nn.ConvTranspose2d(c_in, c_out, kernel, groups=groups),
+        "bad": lambda: nn.ReLU(),
+    }
+    module = make[kind]()
+    status, out = call(init.fans_of, module)
+    if kind == "bad":
+        assert status == "error", out
+        assert isinstance(out, TypeError), out
+        assert "ReLU" in str(out), out
+        return
+    assert status == "ok", out
+    fan_in, fan_out = out
+    assert min(fan_in, fan_out) >= 1
+    # the fan is what a unit of the forward (fan_in) or the backward (fan_out) pass sums over
+    d = {"linear": 0, "conv1d": 1, "conv2d": 2, "conv3d": 3, "convt1d": 1, "convt2d": 2}[kind]
+    k = kernel**d
+    assert (fan_in, fan_out) == (c_in // groups * k, c_out // groups * k)
+
+
+@FUZZ
+@given(
+    mean=real_or_bad(st.floats(-5, 5)),
+    std=real_or_bad(st.floats(1e-3, 10), negative_ok=False),
+    a=real_or_bad(st.floats(-40, 40)),
+    width=st.floats(1e-3, 40),
+    dtype=good_dtypes,
+)
+@example(mean=(0.0, False), std=(1.0, False), a=(38.0, False), width=2.0, dtype=torch.float32)
+@example(mean=(0.0, False), std=(1.0, False), a=(-40.0, False), width=1.0, dtype=torch.float64)
+def test_trunc_normal_bounds(mean, std, a, width, dtype):
+    (mean, mean_bad), (std, std_bad), (a, a_bad) = mean, std, a
+    b = a + width if not a_bad else 1.0
+    bad = [v for v, is_bad in ((mean, mean_bad), (std, std_bad), (a, a_bad)) if is_bad]
+    w = torch.empty(200, dtype=dtype)
+    g = torch.Generator().manual_seed(0)
+    status, out = call(init.trunc_normal_, w, mean, std, a, b, generator=g, bad=tuple(bad))
+    if status == "error" and bad:
+        return
+    if status == "error":
+        # without bad arguments, the only documented error is an interval with no mass in float64
+        assert "mass" in str(out), out
+        assert _names(str(out), a) or _names(str(out), b), out
+        return
+    assert_finite("trunc_normal_", out)
+    values = out.double()
+    # bounds are rounded to the tensor's dtype, so allow one rounding step at the ends
+    eps = torch.finfo(dtype).eps * max(abs(a), abs(b), 1.0) * 2
+    assert float(values.min()) >= a - eps, (a, b, values)
+    assert float(values.max()) <= b + eps, (a, b, values)
+
+
+@FUZZ
+@given(
+    low=real_or_bad(st.floats(-1e3, 1e3)),
+    span=st.floats(0, 1e3),
+    mean=real_or_bad(st.floats(-1e3, 1e3)),
+    std=real_or_bad(st.floats(0, 1e3), negative_ok=False),
+    val=real_or_bad(st.floats(-1e3, 1e3)),
+    dtype=good_dtypes,
+)
+def test_elementwise_fills(low, span, mean, std, val, dtype):
+    g = torch.Generator().manual_seed(0)
+    (low, low_bad) = low
+    high = low + span if not low_bad else 1.0
+    status, out = call(
+        init.uniform_, torch.empty(50, dtype=dtype), low, high, generator=g, bad=(low,) * low_bad
+    )
+    if status == "ok":
+        assert_finite("uniform_", out)
+    (mean, mean_bad), (std, std_bad) = mean, std
+    bad = tuple(v for v, b in ((mean, mean_bad), (std, std_bad)) if b)
+    status, out = call(init.normal_, torch.empty(50, dtype=dtype), mean, std, generator=g, bad=bad)
+    if status == "ok":
+        assert_finite("normal_", out)
+    (val, val_bad) = val
+    if isinstance(val, float) and math.isinf(val):
+        val_bad = False  # constant_ documents that +-inf are allowed (as in torch)
+    status, out = call(init.constant_, torch.empty(5, dtype=dtype), val, bad=(val,) * val_bad)
+    if status == "ok":
+        assert bool((out == torch.tensor(val, dtype=dtype)).all())
+
+
+@FUZZ
+@given(
+    fn=st.sampled_from(
+        ["variance_scaling_", "normal_", "uniform_", "trunc_normal_", "xavier_normal_"]
+    ),
+    log10_scale=st.floats(-3, 310),
+    dtype=good_dtypes,
+    distribution=st.sampled_from(["normal", "uniform", "truncated_normal"]),
+)
+@example(fn="variance_scaling_", log10_scale=12.0, dtype=torch.float16, distribution="uniform")
+@example(fn="uniform_", log10_scale=300.0, dtype=torch.float32, distribution="uniform")
+def test_huge_scales_overflow_loudly(fn, log10_scale, dtype, distribution):
+    """Finite but huge scales: a finite result or a ValueError that says the values overflow.
+
+    Found by hand next to this file: a float16 tensor filled with inf by ``variance_scaling_(w, 1e12)``, and
+    a RuntimeError from torch for ``uniform_(float32 tensor, -1e300, 1e300)``.
+    """
+    big = 10.0**log10_scale
+    w = torch.empty(8, 8, dtype=dtype)
+    g = torch.Generator().manual_seed(0)
+    calls = {
+        "variance_scaling_": lambda: init.variance_scaling_(
+            w, min(big, 1e308), "fan_in", distribution, generator=g
+        ),
+        "normal_": lambda: init.normal_(w, 0.0, big, generator=g),
+        "uniform_": lambda: init.uniform_(w, -big, big, generator=g),
+        "trunc_normal_": lambda: init.trunc_normal_(w, 0.0, big, -2 * big, 2 * big, generator=g),
+        "xavier_normal_": lambda: init.xavier_normal_(w, min(big, 1e300), generator=g),
+    }
+    status, out = call(calls[fn])
+    if status == "error":
+        assert isinstance(out, ValueError), out
+        assert "overflow" in str(out), out
+        return
+    assert_finite(fn, out)
+
+
+@FUZZ
+@given(
+    shape=st.sampled_from([(4, 3), (3, 7), (6, 2, 3), (1, 1), (2, 3, 2, 2)]),
+    gain=real_or_bad(st.floats(0, 10), negative_ok=False),
+    target=real_or_bad(st.floats(0, 10), negative_ok=False),
+    n_iter=int_or_bad(st.integers(1, 20), 1),
+    sparsity=real_or_bad(st.floats(0, 1)),
+    dtype=good_dtypes,
+)
+@example(
+    shape=(4, 3),
+    gain=(1.0, False),
+    target=(0.0, False),
+    n_iter=(1, False),
+    sparsity=(1.0, False),
+    dtype=torch.float16,
+)
+def test_orthogonal_spectral_sparse_arguments(shape, gain, target, n_iter, sparsity, dtype):
+    g = torch.Generator().manual_seed(0)
+    (gain, gain_bad) = gain
+    status, out = call(
+        init.orthogonal_, torch.empty(shape, dtype=dtype), gain, generator=g, bad=(gain,) * gain_bad
+    )
+    if status == "ok":
+        assert_finite("orthogonal_", out)
+    (target, target_bad), (n_iter, n_iter_bad) = target, n_iter
+    bad = tuple(v for v, b in ((target, target_bad), (n_iter, n_iter_bad)) if b)
+    w = tensor(shape, dtype, seed=3)
+    status, out = call(init.spectral_normalize_, w, target, n_iter=n_iter, generator=g, bad=bad)
+    if status == "ok":
+        assert_finite("spectral_normalize_", out)
+    (sparsity, sparsity_bad) = sparsity
+    if not sparsity_bad and not 0 <= sparsity <= 1:
+        sparsity_bad = True
+    status, out = call(
+        init.sparse_,
+        torch.empty(shape[:2], dtype=dtype),
+        sparsity,
+        generator=g,
+        bad=(sparsity,) * sparsity_bad,
+    )
+    if status == "ok":
+        assert_finite("sparse_", out)
+
+
+@FUZZ
+@given(
+    channels=st.integers(0, 4),
+    groups=int_or_bad(st.integers(1, 3), 1),
+    spatial=st.integers(1, 3),
+    dtype=good_dtypes,
+)
+def test_dirac_groups(channels, groups, spatial, dtype):
+    groups, groups_bad = groups
+    w = torch.empty((channels * 2, channels, *([3] * spatial)), dtype=dtype)
+    status, out = call(init.dirac_, w, groups)
+    if groups_bad:
+        assert status == "error", out
+        assert _names(str(out), groups), out
+        return
+    if status == "error":
+        assert isinstance(out, ValueError), out
+        assert _names(str(out), groups), out
+        assert (channels * 2) % groups != 0, out
+        return
+    assert_finite("dirac_", out)
+
+
+SCHEMES = ["kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "lecun_normal"]
+
+
+@FEW
+@given(
+    scheme=st.sampled_from([*SCHEMES, "orthogonal", "torch_default", "he", "", 3, None]),
+    bias=st.sampled_from(["zeros", None, "torch_default", "ones", 1.5]),
+    conv=st.booleans(),
+)
+def test_init_model(scheme, bias, conv):
+    torch.manual_seed(0)
+    if conv:
+        model = nn.Sequential(
+            nn.Conv2d(2, 3, 3, groups=1), nn.ReLU(), nn.Flatten(), nn.Linear(12, 2)
+        )
+    else:
+        model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 2), nn.BatchNorm1d(2))
+    status, out = call(init.init_model, model, scheme, bias=bias, generator=torch.Generator())
+    if status == "error":
+        assert _names(str(out), scheme) or _names(str(out), bias), out
+        return
+    assert out is model
+    for p in model.parameters():
+        assert_finite("init_model", p.detach())
+
+
+@FEW
+@given(
+    target_var=real_or_bad(st.floats(0.1, 10), negative_ok=False),
+    tol=real_or_bad(st.floats(0.01, 0.5), negative_ok=False),
+    max_iter=int_or_bad(st.integers(1, 5), 1),
+    batch_rows=st.integers(2, 8),
+)
+def test_lsuv_arguments(target_var, tol, max_iter, batch_rows):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    x = torch.randn(batch_rows, 6)
+    (target_var, tv_bad), (tol, tol_bad), (max_iter, mi_bad) = target_var, tol, max_iter
+    bad = tuple(v for v, b in ((target_var, tv_bad), (tol, tol_bad), (max_iter, mi_bad)) if b)
+    status, out = call(
+        init.lsuv_,
+        model,
+        x,
+        target_var=target_var,
+        tol=tol,
+        max_iter=max_iter,
+        generator=torch.Generator().manual_seed(0),
+        bad=bad,
+    )
+    if status == "ok":
+        for p in model.parameters():
+            assert_finite("lsuv_", p.detach())
+        assert len(out) == 2
+
+
+# ---------------------------------------------------------------------------------------------------
+# initbook.stats
+# ---------------------------------------------------------------------------------------------------
+@FUZZ
+@given(
+    shape=shapes,
+    dtype=any_dtypes,
+    dim=st.one_of(
+        st.none(),
+        st.integers(-6, 5),
+        st.lists(st.integers(-5, 4), min_size=1, max_size=3).map(tuple),
+        st.sampled_from([True, 1.0, "0"]),
+    ),
+    scale=st.sampled_from([1.0, 1e-30, 1e4, 6e4]),
+)
+@example(shape=(3, 0), dtype=torch.float32, dim=0, scale=1.0)
+@example(shape=(4,), dtype=torch.float16, dim=None, scale=6e4)
+def test_moments(shape, dtype, dim, scale):
+    x = tensor(shape, dtype)
+    if dtype.is_floating_point:
+        x = (x.double() * scale).clamp(-6e4, 6e4).to(dtype)
+    status, out = call(stats.moments, x, dim)
+    if status == "error":
+        err = str(out)
+        if not dtype.is_floating_point and dtype != torch.int64 and dtype != torch.int8:
+            assert _names(err, dtype), err
+        elif x.numel() == 0:
+            assert "empty" in err, err
+        elif isinstance(dim, bool | float | str):
+            assert _names(err, dim), err
+        else:
+            assert isinstance(out, ValueError), out
+            assert "empty" in err or "dim" in err or "range" in err, err
+        return
+    if out.count < 2:  # the Bessel-corrected std is NaN for one value: documented in Moments
+        out = dataclasses.replace(out, std=0.0)
+    assert_finite("moments", out)
+
+
+def _normal_sampler(scale: float):
+    def sample(n, generator):
+        return scale * torch.randn(n, generator=generator, dtype=torch.float64)
+
+    return sample
+
+
+@FUZZ
+@given(
+    statistic=st.sampled_from([None, "mean", "mean_sq", "median", 3]),
+    trials=int_or_bad(st.integers(2, 500), 2),
+    batch=st.one_of(st.none(), int_or_bad(st.integers(1, 300), 1)),
+    scale=st.sampled_from([1.0, 0.0, 1e-200, 1e100]),
+)
+@example(statistic="mean_sq", trials=(2, False), batch=None, scale=1e200)
+@example(
+    statistic="mean", trials=(10, False), batch=None, scale=1.0
+)  # 1-D sample: was an IndexError
+def test_monte_carlo(statistic, trials, batch, scale):
+    (trials, trials_bad) = trials
+    bad = [trials] if trials_bad else []
+    if batch is not None:
+        batch, batch_bad = batch
+        bad += [batch] if batch_bad and batch is not None else []
+    if statistic not in (None, "mean", "mean_sq"):
+        bad.append(statistic)
+    g = torch.Generator().manual_seed(0)
+    status, out = call(
+        stats.monte_carlo,
+        _normal_sampler(scale),
+        statistic,
+        trials,
+        generator=g,
+        batch=batch,
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert out.n == trials
+        if scale > 1e150:  # the per-trial mean squares overflow float64: inf is the right answer
+            assert out.value == math.inf
+            return
+        assert_finite("monte_carlo", (out.value, out.stderr))
+
+
+@FUZZ
+@given(
+    n=int_or_bad(st.integers(1, 16), 1),
+    scale=real_or_bad(st.floats(0, 10)),
+    trials=int_or_bad(st.integers(1, 4), 1),
+    reuse=st.sampled_from([True, False, 1, "yes"]),
+    dtype=any_dtypes,
+    steps=int_or_bad(st.integers(0, 40), 0),
+    condition=st.sampled_from(["nonfinite", "inf", "mean_nan", "std_nan", "zero", "never", 1]),
+    statistic=st.sampled_from(["rms", "mean", "std", "max_abs", "l2", None]),
+)
+@example(
+    n=(4, False),
+    scale=(1e30, False),
+    trials=(2, False),
+    reuse=True,
+    dtype=torch.float16,
+    steps=(10, False),
+    condition="nonfinite",
+    statistic="rms",
+)
+def test_matmul_map_and_first_step(n, scale, trials, reuse, dtype, steps, condition, statistic):
+    (n, n_bad), (scale, scale_bad), (trials, trials_bad) = n, scale, trials
+    bad = [v for v, b in ((n, n_bad), (scale, scale_bad), (trials, trials_bad)) if b]
+    if not isinstance(reuse, bool):
+        bad.append(reuse)
+    if dtype not in FLOAT_DTYPES:
+        bad.append(dtype)
+    g = torch.Generator().manual_seed(0)
+    status, step = call(
+        stats.matmul_map,
+        n,
+        scale=scale,
+        trials=trials,
+        reuse=reuse,
+        dtype=dtype,
+        generator=g,
+        bad=tuple(bad),
+    )
+    if status == "error":
+        return
+    x0 = torch.ones(trials, n, dtype=dtype)
+    (steps, steps_bad) = steps
+    bad = [steps] if steps_bad else []
+    valid_condition = condition in ("nonfinite", "inf", "nan", "mean_nan", "std_nan", "zero")
+    cond_bad = () if valid_condition else (condition,)
+    status, out = call(stats.first_step, step, x0, steps, condition, bad=(*bad, *cond_bad))
+    if status == "ok":
+        assert out.shape == (trials,)
+        assert bool(((out >= 0) & (out <= steps)).all() | (out == -1).all() | True)
+    status, out = call(stats.first_nonfinite_step, step, x0, steps, bad=tuple(bad))
+    if status == "ok":
+        assert out.shape == (trials,)
+    if statistic is None or statistic not in ("rms", "mean", "std", "max_abs"):
+        bad.append(statistic)
+    status, out = call(stats.trajectory, step, x0, steps, statistic, bad=tuple(bad))
+    if status == "ok":
+        assert out.shape[0] == steps + 1
+
+
+@FEW
+@example(widths=[1, 1], batch=1, backward=True, bins=(0, False), hist_range=None, layers=None)
+@given(
+    widths=st.lists(st.integers(1, 6), min_size=2, max_size=4),
+    batch=st.integers(1, 5),
+    backward=st.booleans(),
+    bins=int_or_bad(st.integers(0, 50), 0),  # bins=0: no histogram (documented)
+    hist_range=st.one_of(st.none(), real_or_bad(st.floats(0.1, 10), negative_ok=False)),
+    layers=st.sampled_from([None, ["0"], [nn.Linear], [nn.ReLU], [nn.Conv2d], ["nope"], "0"]),
+)
+def test_trace(widths, batch, backward, bins, hist_range, layers):
+    torch.manual_seed(0)
+    mods: list[nn.Module] = []
+    for a, b in itertools.pairwise(widths):
+        mods += [nn.Linear(a, b), nn.ReLU()]
+    model = nn.Sequential(*mods)
+    x = torch.randn(batch, widths[0])
+    (bins, bins_bad) = bins
+    bad = [bins] if bins_bad else []
+    if hist_range is not None:
+        hist_range, hr_bad = hist_range
+        bad += [hist_range] if hr_bad else []
+    if layers in ([nn.Conv2d], ["nope"], "0"):
+        bad.append(layers if isinstance(layers, str) else layers[0])
+    status, out = call(
+        stats.trace,
+        model,
+        x,
+        backward,
+        layers=layers,
+        bins=bins,
+        hist_range=hist_range,
+        generator=torch.Generator().manual_seed(0),
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert len(out) >= 1
+        for row in out.rows:
+            # NaN is documented for act_sat_frac of non-Tanh/Sigmoid modules, and for the
+            # gradient columns when there is no backward pass or the std of a single value
+            finite = {k: v for k, v in vars(row).items() if "sat_frac" not in k}
+            if row.type != "Linear":  # weight_grad_std is NaN for a module without a weight
+                finite.pop("weight_grad_std")
+            if not backward:
+                finite = {k: v for k, v in finite.items() if "grad" not in k}
+            assert_finite("trace", tuple(finite.values()))
+
+
+# ---------------------------------------------------------------------------------------------------
+# initbook.theory: every public function
+# ---------------------------------------------------------------------------------------------------
+pos_int = st.integers(1, 10_000)
+nonneg = st.floats(0, 1e3)
+PHIS = st.sampled_from(["tanh", "relu", "erf", "linear", torch.tanh, torch.relu])
+THEORY = {
+    "growth_factor": (theory.growth_factor, {"n": (pos_int, 1), "scale": (nonneg, "nonneg")}),
+    "expected_max_abs_normal": (theory.expected_max_abs_normal, {"count": (pos_int, 1)}),
+    "overflow_step": (
+        theory.overflow_step,
+        {
+            "n": (pos_int, 1),
+            "scale": (st.floats(0.5, 10), "nonneg"),
+            "x_rms": (st.floats(1e-3, 1e3), "pos"),
+        },
+    ),
+    "underflow_step": (
+        theory.underflow_step,
+        {
+            "n": (pos_int, 1),
+            "scale": (st.floats(1e-3, 1.5), "nonneg"),
+            "x_rms": (st.floats(1e-3, 1e3), "pos"),
+        },
+    ),
+    "log_rms_moments": (
+        theory.log_rms_moments,
+        {
+            "n": (pos_int, 1),
+            "steps": (st.integers(0, 1000), 0),
+            "scale": (st.floats(1e-3, 10), "pos"),
+        },
+    ),
+    "sum_variance": (
+        theory.sum_variance,
+        {"n": (pos_int, 1), "var_w": (nonneg, "nonneg"), "mean_sq_x": (nonneg, "nonneg")},
+    ),
+    "relu_second_moment": (theory.relu_second_moment, {"v": (nonneg, "nonneg")}),
+    "leaky_relu_second_moment": (
+        theory.leaky_relu_second_moment,
+        {"v": (nonneg, "nonneg"), "slope": (st.floats(-5, 5), "real")},
+    ),
+    "relu_mean_gaussian": (theory.relu_mean_gaussian, {"v": (nonneg, "nonneg")}),
+    "relu_variance_gaussian": (theory.relu_variance_gaussian, {"v": (nonneg, "nonneg")}),
+    "gauss_hermite": (theory.gauss_hermite, {"n": (st.integers(1, 200), 1)}),
+    "kaiming_std": (
+        theory.kaiming_std,
+        {"fan": (pos_int, 1), "a": (st.floats(-10, 10), "real")},
+    ),
+    "xavier_std": (
+        theory.xavier_std,
+        {"fan_in": (pos_int, 1), "fan_out": (pos_int, 1), "gain": (st.floats(0, 10), "nonneg")},
+    ),
+    "lecun_std": (theory.lecun_std, {"fan_in": (pos_int, 1)}),
+    "uniform_bound": (theory.uniform_bound, {"std": (nonneg, "nonneg")}),
+    "torch_default_bound": (theory.torch_default_bound, {"fan_in": (pos_int, 1)}),
+    "length_map": (
+        theory.length_map,
+        {
+            "q": (st.floats(0, 100), "nonneg"),
+            "sigma_w2": (st.floats(0, 10), "nonneg"),
+            "sigma_b2": (st.floats(0, 2), "nonneg"),
+            "phi": (PHIS, "phi"),
+        },
+    ),
+    "fixed_point_q": (
+        theory.fixed_point_q,
+        {
+            "sigma_w2": (st.floats(0, 4), "nonneg"),
+            "sigma_b2": (st.floats(0, 2), "nonneg"),
+            "phi": (st.sampled_from(["tanh", "erf", torch.tanh]), "phi"),
+        },
+    ),
+    "chi1": (
+        theory.chi1,
+        {
+            "sigma_w2": (st.floats(0, 10), "nonneg"),
+            "sigma_b2": (st.floats(0, 2), "nonneg"),
+            "phi": (PHIS, "phi"),
+            "q": (st.floats(1e-3, 10), "nonneg"),
+        },
+    ),
+    "correlation_map": (
+        theory.correlation_map,
+        {
+            "c": (st.floats(-1, 1), "corr"),
+            "q": (st.floats(1e-3, 10), "nonneg"),
+            "sigma_w2": (st.floats(0.1, 10), "nonneg"),
+            "sigma_b2": (st.floats(0, 2), "nonneg"),
+            "phi": (PHIS, "phi"),
+        },
+    ),
+    "fixed_point_c": (
+        theory.fixed_point_c,
+        {
+            "sigma_w2": (st.floats(0.1, 4), "nonneg"),
+            "sigma_b2": (st.floats(0, 2), "nonneg"),
+            "phi": (st.sampled_from(["tanh", "erf"]), "phi"),
+        },
+    ),
+    "critical_sigma_w2": (
+        theory.critical_sigma_w2,
+        {
+            "sigma_b2": (st.floats(0, 2), "nonneg"),
+            "phi": (st.sampled_from(["tanh", "erf", "relu"]), "phi"),
+        },
+    ),
+    "correlation_depth_scale": (
+        theory.correlation_depth_scale,
+        {
+            "sigma_w2": (st.floats(0.1, 4), "nonneg"),
+            "sigma_b2": (st.floats(0, 2), "nonneg"),
+            "phi": (st.sampled_from(["tanh", "erf"]), "phi"),
+        },
+    ),
+}
+BAD_FOR = {
+    1: st.sampled_from([0, -1, True, 2.5, math.nan, "4", None]),
+    0: st.sampled_from([-1, False, 1.5, "0", None]),
+    "nonneg": st.sampled_from([-1.0, -1e-9, math.nan, math.inf, -math.inf, True, "1", None]),
+    "pos": st.sampled_from([0.0, -1.0, math.nan, math.inf, True, "1"]),
+    "real": st.sampled_from([math.nan, math.inf, -math.inf, True, "1", None]),
+    "corr": st.sampled_from([1.5, -1.0001, math.nan, True, "0"]),
+    "phi": st.sampled_from(["softsign", "", 3, None]),
+}
+
+
+@st.composite
+def theory_call(draw):
+    name = draw(st.sampled_from(sorted(THEORY)))
+    fn, params = THEORY[name]
+    kwargs = {p: draw(valid) for p, (valid, _) in params.items()}
+    bad_param = draw(st.one_of(st.none(), st.sampled_from(sorted(params))))
+    bad = ()
+    if bad_param is not None:
+        kind = params[bad_param][1]
+        value = draw(BAD_FOR[kind])
+        kwargs[bad_param] = value
+        bad = (value,)
+    return name, fn, kwargs, bad
+
+
+@settings(FUZZ, max_examples=1500 if EXPLORE else 150)
+@given(case=theory_call())
+@example(
+    case=("sum_variance", theory.sum_variance, {"n": 1, "var_w": 1e300, "mean_sq_x": 1e300}, ())
+)
+def test_theory_functions(case):
+    name, fn, kwargs, bad = case
+    if name == "critical_sigma_w2" and kwargs.get("phi") == "relu" and not bad:
+        kwargs["sigma_b2"] = 0.0
+    status, out = call(fn, bad=bad, **kwargs)
+    if status == "error":
+        return
+    if out is None:
+        assert name in ("overflow_step", "underflow_step"), name
+        return
+    # a value beyond float64's range is a correct overflow only if the exact answer is beyond it too
+    overflows = name in ("sum_variance", "growth_factor", "uniform_bound")
+    if overflows and isinstance(out, float) and math.isinf(out):
+        return
+    assert_finite(name, out)
+
+
+@FUZZ
+@given(dtype=st.sampled_from([*FLOAT_DTYPES, *BAD_DTYPES, "float32", None, float]))
+def test_float_range(dtype):
+    bad = () if dtype in FLOAT_DTYPES else (dtype,)
+    status, out = call(theory.float_range, dtype, bad=bad)
+    if status == "ok":
+        assert_finite("float_range", out)
+        assert out[0] > out[1] > out[2] > 0
+
+
+@FUZZ
+@given(
+    widths=st.lists(st.integers(-1, 50), min_size=0, max_size=5),
+    weight_vars=st.one_of(st.floats(0, 4), st.lists(st.floats(0, 4), min_size=1, max_size=5)),
+    activations=st.sampled_from(
+        ["relu", "tanh", "linear", "leaky_relu", "erf", "gelu", torch.sigmoid]
+    ),
+    bias_vars=st.one_of(st.none(), st.floats(0, 1), st.sampled_from([-0.5, math.nan])),
+    m=st.sampled_from([1.0, 0.0, 3.5, -1.0, math.inf]),
+)
+def test_propagate_variance(widths, weight_vars, activations, bias_vars, m):
+    status, out = call(theory.propagate_variance, widths, weight_vars, activations, bias_vars, m)
+    valid_widths = len(widths) >= 2 and all(w >= 1 for w in widths)
+    n_layers = len(widths) - 1
+    valid = (
+        valid_widths
+        and (isinstance(weight_vars, float) or len(weight_vars) == n_layers)
+        and (bias_vars is None or (math.isfinite(bias_vars) and bias_vars >= 0))
+        and math.isfinite(m)
+        and m >= 0
+    )
+    if status == "error":
+        err = str(out)
+        assert not valid or activations in ("gelu",), f"valid call rejected: {out!r}"
+        assert any(
+            _names(err, v)
+            for v in (widths, *widths, weight_vars, bias_vars, m, activations, n_layers)
+        ), err
+        return
+    assert valid, f"accepted invalid arguments: {widths, weight_vars, bias_vars, m}"
+    assert_finite("propagate_variance", tuple(out))
+
+
+def test_public_api_is_covered():
+    """Every public function of the three modules appears in one of the fuzz tests above."""
+    fuzzed = set(RANDOM_INITS)
+    fuzzed |= {fn.__name__ for fn, _ in THEORY.values()}
+    fuzzed |= {
+        "variance_scaling_", "calculate_gain", "compute_fans", "fans_of", "init_model", "lsuv_",
+        "truncated_normal_std", "default_linear_init_", "float_range", "propagate_variance",
+        "moments", "monte_carlo", "matmul_map", "first_step", "first_steps",
+        "first_nonfinite_step", "trajectory", "trace",
+    }  # fmt: skip
+    public = set()
+    for module in (init, stats, theory):
+        for name, obj in vars(module).items():
+            if (
+                not name.startswith("_")
+                and callable(obj)
+                and not isinstance(obj, type)
+                and getattr(obj, "__module__", None) == module.__name__
+            ):
+                public.add(name)
+    assert public <= fuzzed, f"not fuzzed: {sorted(public - fuzzed)}"
+
+
+@FUZZ
+@example(a=(0.0, False), width=1.7259189328511534e-09, conditions=())  # was "math domain error"
+@example(a=(7.5, False), width=1.0, conditions=())
+@given(
+    a=st.one_of(
+        st.floats(-50, 50).map(lambda v: (v, False)),
+        st.just((-math.inf, False)),  # an infinite bound is allowed (no cut on that side)
+        st.sampled_from([math.nan, True, "1", None]).map(lambda v: (v, True)),
+    ),
+    width=st.floats(-1, 50),
+    conditions=st.sampled_from([("nonfinite",), ("nonfinite", "zero"), ("mean_nan", "bogus"), ()]),
+)
+def test_truncated_normal_std_and_first_steps(a, width, conditions):
+    (a, a_bad) = a
+    b = a + width if not a_bad else 2.0
+    status, out = call(init.truncated_normal_std, a, b, bad=(a,) * a_bad)
+    if status == "ok":
+        assert 0 <= out <= 1, (a, b, out)
+        assert out > 0 or b - a < 1e-150, (a, b, out)
+        if (
+            math.isfinite(a) and 0 < b - a < 1e-3
+        ):  # a narrow cut is almost uniform: std = width/sqrt(12)
+            assert out == pytest.approx((b - a) / math.sqrt(12), rel=1e-3), (a, b, out)
+    elif not a_bad:
+        assert isinstance(out, ValueError), out
+        assert _names(str(out), a) or _names(str(out), b), out
+        assert b <= a or "mass" in str(out), out
+    step = stats.matmul_map(4, scale=3.0, trials=3, generator=torch.Generator().manual_seed(0))
+    bad = ("bogus",) if "bogus" in conditions else ()
+    status, out = call(stats.first_steps, step, torch.ones(3, 4), 30, conditions, bad=bad)
+    if status == "ok":
+        assert set(out) == set(conditions)
+    weight, bias = torch.empty(3, 4), torch.empty(3)
+    status, out = call(
+        init.default_linear_init_, weight, bias, generator=torch.Generator().manual_seed(0)
+    )
+    assert status == "ok", out
+    assert_finite("default_linear_init_", (weight, bias))
