@@ -1347,6 +1347,8 @@ def deep_linear_learning_steps(
                 back = torch.bmm(w[layer].transpose(1, 2), back)
             w.sub_(grad, alpha=step)
     return steps
+
+
 # ---------------------------------------------------------------------------------------------------------
 # -- Mean-field simulation (order and chaos) --
 # ---------------------------------------------------------------------------------------------------------

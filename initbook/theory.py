@@ -1477,6 +1477,8 @@ def linear_jacobian_moments(depth: int, width: int, sigma_w2: float = 1.0) -> Ja
     n = width
     second = ((n + 2) * (1.0 + 2.0 / n) ** depth - (n - 1) * (1.0 - 1.0 / n) ** depth) / 3.0
     return JacobianMoments(sigma_w2**depth, sigma_w2 ** (2 * depth) * second)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # -- Mean-field simulation (order and chaos) --
 # ---------------------------------------------------------------------------------------------------------
