@@ -77,6 +77,8 @@ nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_execution_timeout = 120
 nb_merge_streams = True
+# A warning printed by a page (to stderr) is a build warning, so -W fails on it instead of showing it to readers.
+nb_output_stderr = "warn"
 nb_execution_cache_path = str(HERE / "_build" / ".jupyter_cache")
 nb_kernel_rgx_aliases = {".*": "python3"}
 
