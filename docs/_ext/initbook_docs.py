@@ -7,6 +7,7 @@
 * :func:`reset_torch` is sphinx-gallery's per-example resetter: every example starts from the same torch
   seed, thread count and default dtype, whatever ran before it.
 * Every API entry gets a mini-gallery of the examples that use it (sphinx-gallery backreferences).
+* MathJax is loaded on every page (the navigation shows section titles with math everywhere).
 * :func:`_alt_text` gives every image a text alternative: a figure's caption (glued figures otherwise get their
   file name as ``alt``), or for a gallery thumbnail the title of the example it links to.
 """
@@ -152,6 +153,9 @@ def _alt_text(app: Sphinx, doctree: nodes.document, docname: str) -> None:
 
 
 def setup(app: Sphinx) -> dict:
+    # MathJax on every page, not only on pages with equations: section titles with math appear in the
+    # navigation of pages without any (the search page, the gallery indexes) and must be typeset there too.
+    app.set_html_assets_policy("always")
     app.add_config_value("initbook_docs_external_modules", (), "env")
     app.connect("missing-reference", _public_alias, priority=800)
     app.connect("missing-reference", _external_reference, priority=900)
