@@ -86,9 +86,10 @@ xi_c = torch.tensor([theory.correlation_depth_scale(float(s), SB) for s in sw2_l
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
 ax0.grid(False)
 lim = float(log_chi1.abs().max())
-im = ax0.pcolormesh(W2, B2, log_chi1, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="nearest")
+grid = (W2.numpy(), B2.numpy(), log_chi1.numpy())  # matplotlib wants arrays, not tensors
+im = ax0.pcolormesh(*grid, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="nearest")
 ax0.plot(line, sb2_fine, "k-", lw=2, label=r"theory: $\chi_1 = 1$")
-ax0.contour(W2, B2, log_chi1, levels=[0.0], colors="w", linestyles="--")
+ax0.contour(*grid, levels=[0.0], colors="w", linestyles="--")
 ax0.plot([], [], "w--", label=r"simulation: $\ln \hat\chi_1 = 0$")
 fig.colorbar(im, ax=ax0, label=r"simulated $\ln\chi_1$ per layer")
 ax0.set(xlabel=r"$\sigma_w^2$", ylabel=r"$\sigma_b^2$", title="ordered (blue) and chaotic (red)")
