@@ -557,6 +557,10 @@ def scaling_exponent(widths: Sequence[float], values: Sequence[float]) -> float:
         )
     if not (bool((w > 0).all()) and bool((v > 0).all())):
         raise ValueError(f"widths and values must be positive, got {widths!r}, {values!r}")
+    if not (bool(w.isfinite().all()) and bool(v.isfinite().all())):
+        raise ValueError(f"widths and values must be finite, got {widths!r}, {values!r}")
+    if bool((w == w[0]).all()):
+        raise ValueError(f"need at least two different widths, got {widths!r}")
     lw, lv = w.log(), v.log()
     lw = lw - lw.mean()
     return float((lw * (lv - lv.mean())).sum() / lw.square().sum())

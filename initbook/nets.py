@@ -162,8 +162,12 @@ class ResidualMLP(nn.Module):
         check_int("width", width, minimum=1)
         check_int("out_features", out_features, minimum=1)
         check_int("blocks", blocks, minimum=0)
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias must be a bool, got {bias!r}")
+        # checked here too: with blocks=0 no ResidualBlock is built to check them
+        check_int("layers_per_branch", layers_per_branch, minimum=1)
+        check_real("branch_scale", branch_scale)
+        for name, flag in (("scalars", scalars), ("bias", bias)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
         self.stem = nn.Linear(in_features, width, bias=bias)
         self.blocks = nn.Sequential(
             *(

@@ -1177,7 +1177,13 @@ def residual_variance(depth: int, branch_gain2: float, q0: float = 1.0) -> float
     check_int("depth", depth, minimum=0)
     branch_gain2 = check_real("branch_gain2", branch_gain2, nonnegative=True)
     q0 = check_real("q0", q0, nonnegative=True)
-    return q0 * (1.0 + branch_gain2) ** depth
+    if q0 == 0.0:
+        return 0.0
+    try:
+        growth = (1.0 + branch_gain2) ** depth
+    except OverflowError:  # beyond float64's range: the exact answer is too
+        growth = math.inf
+    return q0 * growth
 
 
 def fixup_scale(blocks: int, layers_per_branch: int) -> float:

@@ -1,8 +1,8 @@
 """Fuzzing the public API with hypothesis: a correct result or a documented, named error, never anything else.
 
-Every public function of :mod:`initbook.init`, :mod:`initbook.stats` and :mod:`initbook.theory` is called
-with random shapes (0-size dimensions, 0-D to 5-D), dtypes (the four float dtypes and int/bool/complex),
-modes, nonlinearities and bad values (NaN, +-inf, negatives, wrong types, ``True`` where an int is
+Every public function of :mod:`initbook.init`, :mod:`initbook.stats`, :mod:`initbook.theory`,
+:mod:`initbook.nets` and :mod:`initbook.mup` is called with random shapes (0-size dimensions, 0-D to
+5-D), dtypes (the four float dtypes and int/bool/complex), modes, nonlinearities and bad values (NaN, +-inf, negatives, wrong types, ``True`` where an int is
 expected). The only acceptable outcomes are
 
 * a result that is finite (no NaN/inf) whenever the inputs were finite, of the right shape and dtype;
@@ -13,12 +13,13 @@ Any other exception, a hang, or a silent non-finite output is a failure. The run
 (``derandomize=True``): hypothesis derives its examples from each test's source, so CI sees the same
 examples on every run; ``INITBOOK_FUZZ_EXPLORE=1`` draws fresh random examples (ten times as many).
 Bugs found this way are fixed in the library and kept as ``@example`` regressions. The whole file
-takes about 20 s on one thread.
+takes about 10 s on one thread (the training experiments of :mod:`initbook.mup` run a few tiny cases).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
 import math
 import os
@@ -30,7 +31,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from initbook import init, stats, theory
+from initbook import init, mup, nets, stats, theory
 
 # INITBOOK_FUZZ_EXPLORE=1: fresh random examples, ten times as many (CI: derandomized, the same every run)
 EXPLORE = bool(os.environ.get("INITBOOK_FUZZ_EXPLORE"))
@@ -878,6 +879,63 @@ THEORY = {
             "phi": (st.sampled_from(["tanh", "erf"]), "phi"),
         },
     ),
+    "fixup_scale": (
+        theory.fixup_scale,
+        {"blocks": (st.integers(1, 1000), 1), "layers_per_branch": (st.integers(1, 8), 1)},
+    ),
+    "relu_branch_gain2": (
+        theory.relu_branch_gain2,
+        {
+            "layers": (st.integers(1, 20), 1),
+            "inner_gain2": (st.floats(0, 10), "nonneg"),
+            "last_gain2": (st.floats(0, 10), "nonneg"),
+        },
+    ),
+    "residual_variance": (
+        theory.residual_variance,
+        {
+            "depth": (st.integers(0, 2000), 0),
+            "branch_gain2": (st.floats(0, 10), "nonneg"),
+            "q0": (st.floats(0, 1e3), "nonneg"),
+        },
+    ),
+    "gradient_depth_scale": (
+        theory.gradient_depth_scale,
+        {
+            "sigma_w2": (st.floats(0.1, 4), "nonneg"),
+            "sigma_b2": (st.floats(0, 2), "nonneg"),
+            "phi": (st.sampled_from(["tanh", "erf", "relu"]), "phi"),
+        },
+    ),
+    "linear_jacobian_moments": (
+        theory.linear_jacobian_moments,
+        {
+            "depth": (st.integers(0, 100), 0),
+            "width": (st.integers(1, 1000), 1),
+            "sigma_w2": (st.floats(0.5, 2), "nonneg"),
+        },
+    ),
+    "jacobian_spectrum_moments": (
+        theory.jacobian_spectrum_moments,
+        {
+            "depth": (st.integers(0, 50), 0),
+            "sigma_w2": (st.floats(0.5, 2), "nonneg"),
+            "sigma_b2": (st.floats(0, 1), "nonneg"),
+            "phi": (st.sampled_from(["tanh", "relu", "linear"]), "phi"),
+            "weights": (st.sampled_from(["gaussian", "orthogonal"]), "phi"),
+        },
+    ),
+    "iterate_maps": (
+        theory.iterate_maps,
+        {
+            "q0": (st.floats(1e-3, 10), "pos"),
+            "c0": (st.floats(-1, 1), "corr"),
+            "sigma_w2": (st.floats(0.1, 4), "nonneg"),
+            "sigma_b2": (st.floats(0, 2), "nonneg"),
+            "depth": (st.integers(0, 30), 0),
+            "phi": (st.sampled_from(["tanh", "erf", "relu"]), "phi"),
+        },
+    ),
 }
 BAD_FOR = {
     1: st.sampled_from([0, -1, True, 2.5, math.nan, "4", None]),
@@ -901,7 +959,8 @@ def theory_call(draw):
         kind = params[bad_param][1]
         value = draw(BAD_FOR[kind])
         kwargs[bad_param] = value
-        bad = (value,)
+        default = inspect.signature(fn).parameters[bad_param].default
+        bad = () if value is None and default is None else (value,)  # None: the default, valid
     return name, fn, kwargs, bad
 
 
@@ -909,6 +968,14 @@ def theory_call(draw):
 @given(case=theory_call())
 @example(
     case=("sum_variance", theory.sum_variance, {"n": 1, "var_w": 1e300, "mean_sq_x": 1e300}, ())
+)
+@example(  # was an OverflowError from (1 + 10) ** 297
+    case=(
+        "residual_variance",
+        theory.residual_variance,
+        {"depth": 297, "branch_gain2": 10.0, "q0": 0.0},
+        (),
+    )
 )
 def test_theory_functions(case):
     name, fn, kwargs, bad = case
@@ -921,9 +988,12 @@ def test_theory_functions(case):
         assert name in ("overflow_step", "underflow_step"), name
         return
     # a value beyond float64's range is a correct overflow only if the exact answer is beyond it too
-    overflows = name in ("sum_variance", "growth_factor", "uniform_bound")
+    overflows = name in ("sum_variance", "growth_factor", "uniform_bound", "residual_variance")
     if overflows and isinstance(out, float) and math.isinf(out):
         return
+    depth_scales = ("gradient_depth_scale", "correlation_depth_scale")
+    if name in depth_scales and isinstance(out, float) and math.isinf(out):
+        return  # documented: infinite at the edge of chaos (chi1 = 1)
     assert_finite(name, out)
 
 
@@ -971,17 +1041,24 @@ def test_propagate_variance(widths, weight_vars, activations, bias_vars, m):
 
 
 def test_public_api_is_covered():
-    """Every public function of the three modules appears in one of the fuzz tests above."""
+    """Every public function of the five modules appears in one of the fuzz tests above."""
     fuzzed = set(RANDOM_INITS)
     fuzzed |= {fn.__name__ for fn, _ in THEORY.values()}
     fuzzed |= {
         "variance_scaling_", "calculate_gain", "compute_fans", "fans_of", "init_model", "lsuv_",
         "truncated_normal_std", "default_linear_init_", "float_range", "propagate_variance",
         "moments", "monte_carlo", "matmul_map", "first_step", "first_steps",
-        "first_nonfinite_step", "trajectory", "trace",
+        "first_nonfinite_step", "trajectory", "trace", "unit_roundoff", "rounding_error",
+        "relu_mlp_float_limits", "critical_line", "haar_orthogonal", "jacobian_singular_values",
+        "mean_field_network", "deep_linear_learning_steps",
+        # initbook.nets
+        "he_branches_", "zero_last_", "fixup_", "stream_second_moments",
+        # initbook.mup
+        "scaling", "mlp", "layer_roles", "layer_scalings", "mup_init_", "mup_param_groups",
+        "scaling_exponent", "optimal_lr", "coord_check", "lr_sweep",
     }  # fmt: skip
     public = set()
-    for module in (init, stats, theory):
+    for module in (init, stats, theory, nets, mup):
         for name, obj in vars(module).items():
             if (
                 not name.startswith("_")
@@ -1031,3 +1108,500 @@ def test_truncated_normal_std_and_first_steps(a, width, conditions):
     )
     assert status == "ok", out
     assert_finite("default_linear_init_", (weight, bias))
+
+
+# ---------------------------------------------------------------------------------------------------
+# initbook.theory / initbook.stats: floating-point limits, the critical line, random matrices
+# ---------------------------------------------------------------------------------------------------
+@FUZZ
+@given(
+    dtype=st.sampled_from([*FLOAT_DTYPES, *BAD_DTYPES, "float32", None]),
+    depth=int_or_bad(st.integers(0, 1000), 0),
+    roundings=int_or_bad(st.integers(0, 5), 0),
+)
+def test_unit_roundoff_and_rounding_error(dtype, depth, roundings):
+    bad_dtype = () if dtype in FLOAT_DTYPES else (dtype,)
+    status, u = call(theory.unit_roundoff, dtype, bad=bad_dtype)
+    if status == "ok":
+        assert 0 < u < 1
+    (depth, depth_bad), (roundings, roundings_bad) = depth, roundings
+    bad = (*bad_dtype, *[depth] * depth_bad, *[roundings] * roundings_bad)
+    status, out = call(theory.rounding_error, depth, dtype, roundings, bad=bad)
+    if status == "ok":
+        assert_finite("rounding_error", out)
+        assert out >= 0
+
+
+@FUZZ
+@given(
+    n=int_or_bad(st.integers(1, 4096), 1),
+    scale=real_or_bad(st.floats(1e-4, 10), negative_ok=False),
+    dtype=st.sampled_from([*FLOAT_DTYPES, torch.int32, "float16"]),
+    x_rms=real_or_bad(st.floats(1e-3, 1e3), negative_ok=False),
+    max_layers=int_or_bad(st.integers(1, 10_000), 1),
+)
+@example(
+    n=(1, False), scale=(1.0, False), dtype=torch.float16, x_rms=(1.0, False), max_layers=(5, False)
+)
+def test_relu_mlp_float_limits(n, scale, dtype, x_rms, max_layers):
+    (n, n_bad), (scale, s_bad), (x_rms, x_bad), (max_layers, m_bad) = n, scale, x_rms, max_layers
+    bad = [v for v, b in ((n, n_bad), (scale, s_bad), (x_rms, x_bad), (max_layers, m_bad)) if b]
+    if dtype not in FLOAT_DTYPES:
+        bad.append(dtype)
+    status, out = call(
+        theory.relu_mlp_float_limits,
+        n,
+        scale,
+        dtype=dtype,
+        x_rms=x_rms,
+        max_layers=max_layers,
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert len(out) == 2
+        for layer in out:
+            assert layer is None or (isinstance(layer, int) and 1 <= layer <= max_layers), out
+
+
+@FEW
+@given(
+    sigma_b2=st.one_of(
+        st.lists(st.floats(0, 1), min_size=0, max_size=4).map(lambda v: (v, False)),
+        st.sampled_from([[-0.1], [math.nan], [math.inf], "0.1", None]).map(lambda v: (v, True)),
+    ),
+    phi=st.sampled_from(["tanh", "erf", torch.tanh, "softsign", 3]),
+    as_tensor=st.booleans(),
+)
+def test_critical_line(sigma_b2, phi, as_tensor):
+    sigma_b2, bad_b = sigma_b2
+    bad = []
+    if bad_b:
+        bad += [sigma_b2, *(sigma_b2 if isinstance(sigma_b2, list) else [])]
+    if phi in ("softsign", 3):
+        bad.append(phi)
+    arg = torch.tensor(sigma_b2, dtype=torch.float64) if as_tensor and not bad_b else sigma_b2
+    status, out = call(theory.critical_line, arg, phi, bad=tuple(bad))
+    if status == "ok":
+        assert out.shape == (len(sigma_b2),)
+        assert_finite("critical_line", out)
+        if phi in ("tanh", torch.tanh):  # tanh'(0) = 1: sigma_w2 >= 1 on the line
+            assert bool((out >= 1 - 1e-9).all()), out
+        assert bool((out > 0).all()), out
+
+
+@FEW
+@given(
+    batch=int_or_bad(st.integers(0, 3), 0),
+    n=int_or_bad(st.integers(1, 6), 1),
+    dtype=st.sampled_from([torch.float64, torch.float32, torch.int64, torch.float16]),
+)
+def test_haar_orthogonal(batch, n, dtype):
+    (batch, b_bad), (n, n_bad) = batch, n
+    bad = [v for v, b in ((batch, b_bad), (n, n_bad)) if b]
+    if dtype not in (torch.float64, torch.float32):
+        bad.append(dtype)
+    g = torch.Generator().manual_seed(0)
+    status, out = call(stats.haar_orthogonal, batch, n, generator=g, dtype=dtype)
+    if bad:
+        assert status == "error" or dtype == torch.float16, f"accepted {bad}"
+        if status == "error":
+            assert any(_names(str(out), v) for v in bad), out
+        return
+    assert status == "ok", out
+    assert out.shape == (batch, n, n)
+    eye = torch.eye(n, dtype=torch.float64)
+    assert torch.allclose(out.double() @ out.double().mT, eye.expand(batch, n, n), atol=1e-5)
+
+
+@FEW
+@given(
+    depth=st.one_of(
+        int_or_bad(st.integers(0, 4), 0),
+        st.lists(st.integers(0, 4), min_size=1, max_size=3, unique=True).map(
+            lambda v: (sorted(v), False)
+        ),
+    ),
+    width=int_or_bad(st.integers(1, 6), 1),
+    phi=st.sampled_from(["linear", "relu", "tanh", "erf"]),
+    weights=st.sampled_from(["gaussian", "orthogonal", "haar"]),
+    sigma_w2=real_or_bad(st.floats(0.1, 4), negative_ok=False),
+    nets_=int_or_bad(st.integers(1, 3), 1),
+)
+def test_jacobian_singular_values(depth, width, phi, weights, sigma_w2, nets_):
+    (depth, d_bad), (width, w_bad), (sigma_w2, s_bad), (nets_, n_bad) = (
+        depth,
+        width,
+        sigma_w2,
+        nets_,
+    )
+    bad = [v for v, b in ((depth, d_bad), (width, w_bad), (sigma_w2, s_bad), (nets_, n_bad)) if b]
+    bad += [v for v in (phi, weights) if v in ("erf", "haar")]
+    status, out = call(
+        stats.jacobian_singular_values,
+        depth,
+        width,
+        phi=phi,
+        weights=weights,
+        sigma_w2=sigma_w2,
+        nets=nets_,
+        generator=torch.Generator().manual_seed(0),
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert_finite("jacobian_singular_values", out)
+        assert bool((out >= 0).all())
+        assert out.shape[-1] == nets_ * width or out.numel() % width == 0, out.shape
+
+
+@settings(FEW, max_examples=60 if EXPLORE else 6)
+@given(
+    sigma_w2=real_or_bad(st.floats(0.1, 4), negative_ok=False),
+    sigma_b2=real_or_bad(st.floats(0, 1), negative_ok=False),
+    width=int_or_bad(st.integers(1, 8), 1),
+    depth=int_or_bad(st.integers(0, 5), 0),
+    c0=st.one_of(st.floats(-1, 1).map(lambda v: (v, False)), st.just((1.5, True))),
+    phi=st.sampled_from(["tanh", "relu", "softsign"]),
+    method=st.sampled_from(["matrix", "gram", "exact"]),
+)
+def test_mean_field_network(sigma_w2, sigma_b2, width, depth, c0, phi, method):
+    pairs = (sigma_w2, sigma_b2, width, depth, c0)
+    (sigma_w2, _), (sigma_b2, _), (width, _), (depth, _), (c0, _) = pairs
+    bad = [v for v, b in pairs if b]
+    bad += [v for v in (phi, method) if v in ("softsign", "exact")]
+    status, out = call(
+        stats.mean_field_network,
+        sigma_w2,
+        sigma_b2,
+        width=width,
+        depth=depth,
+        c0=c0,
+        phi=phi,
+        method=method,
+        generator=torch.Generator().manual_seed(0),
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert out.q.shape[-1] == depth + 1 or out.q.shape[0] == depth + 1, out.q.shape
+        assert_finite("mean_field_network.q", out.q)
+
+
+@settings(FEW, max_examples=60 if EXPLORE else 6)
+@given(
+    depth=int_or_bad(st.integers(1, 3), 1),
+    width=int_or_bad(st.integers(1, 4), 1),
+    weights=st.sampled_from(["gaussian", "orthogonal", "haar"]),
+    lr=real_or_bad(st.floats(1e-3, 0.5), negative_ok=False),
+    max_steps=int_or_bad(st.integers(1, 20), 1),
+    nets_=int_or_bad(st.integers(1, 2), 1),
+)
+def test_deep_linear_learning_steps(depth, width, weights, lr, max_steps, nets_):
+    pairs = (depth, width, lr, max_steps, nets_)
+    (depth, _), (width, _), (lr, _), (max_steps, _), (nets_, _) = pairs
+    bad = [v for v, b in pairs if b] + ([weights] if weights == "haar" else [])
+    status, out = call(
+        stats.deep_linear_learning_steps,
+        depth,
+        width,
+        weights=weights,
+        lr=lr,
+        max_steps=max_steps,
+        nets=nets_,
+        generator=torch.Generator().manual_seed(0),
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert out.shape[0] == nets_, out.shape
+        assert bool((out <= max_steps + 1).all()), out
+
+
+# ---------------------------------------------------------------------------------------------------
+# initbook.nets: residual MLPs and their initializers
+# ---------------------------------------------------------------------------------------------------
+@FEW
+@given(
+    width=int_or_bad(st.integers(1, 6), 1),
+    blocks=int_or_bad(st.integers(0, 4), 0),
+    layers=int_or_bad(st.integers(1, 3), 1),
+    branch_scale=real_or_bad(st.floats(0, 2)),
+    scalars=st.booleans(),
+    bias=st.booleans(),
+    initializer=st.sampled_from(["he_branches_", "zero_last_", "fixup_"]),
+    batch=st.integers(1, 3),
+)
+@example(  # blocks=0 used to accept any branch_scale/layers_per_branch (no block checked them)
+    width=(1, False),
+    blocks=(0, False),
+    layers=(1, False),
+    branch_scale=(math.nan, True),
+    scalars=False,
+    bias=False,
+    initializer="he_branches_",
+    batch=1,
+)
+def test_residual_mlp(width, blocks, layers, branch_scale, scalars, bias, initializer, batch):
+    pairs = (width, blocks, layers, branch_scale)
+    (width, _), (blocks, _), (layers, _), (branch_scale, _) = pairs
+    bad = tuple(v for v, b in pairs if b)
+    status, model = call(
+        nets.ResidualMLP,
+        3,
+        width,
+        2,
+        blocks,
+        layers,
+        branch_scale=branch_scale,
+        scalars=scalars,
+        bias=bias,
+        bad=bad,
+    )
+    if status == "error":
+        return
+    fn = getattr(nets, initializer)
+    status, out = call(fn, model, generator=torch.Generator().manual_seed(0))
+    if initializer == "fixup_" and status == "error":
+        # Fixup needs its scalars and m >= 2 layers per branch
+        assert "scalars" in str(out) or "bias" in str(out) or "layers_per_branch" in str(out), out
+        return
+    assert status == "ok", out
+    assert out is model
+    y = model(torch.randn(batch, 3, generator=torch.Generator().manual_seed(1)))
+    assert y.shape == (batch, 2)
+    assert_finite(initializer, y)
+    status, err = call(fn, nn.Linear(2, 2))
+    assert status == "error", err
+    assert isinstance(err, TypeError), err
+    assert "Linear" in str(err), err
+
+
+@FEW
+@given(
+    width=int_or_bad(st.integers(1, 6), 1),
+    blocks=int_or_bad(st.integers(0, 5), 0),
+    layers=int_or_bad(st.integers(1, 3), 1),
+    inner=real_or_bad(st.floats(0, 4), negative_ok=False),
+    last=real_or_bad(st.floats(0, 4), negative_ok=False),
+    trials=int_or_bad(st.integers(1, 3), 1),
+    dtype=st.sampled_from([torch.float64, torch.float32, torch.int64]),
+)
+def test_stream_second_moments(width, blocks, layers, inner, last, trials, dtype):
+    pairs = (width, blocks, layers, inner, last, trials)
+    (width, _), (blocks, _), (layers, _), (inner, _), (last, _), (trials, _) = pairs
+    bad = [v for v, b in pairs if b] + ([dtype] if dtype == torch.int64 else [])
+    status, out = call(
+        nets.stream_second_moments,
+        width,
+        blocks,
+        layers_per_branch=layers,
+        inner_gain2=inner,
+        last_gain2=last,
+        trials=trials,
+        dtype=dtype,
+        generator=torch.Generator().manual_seed(0),
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert out.shape == (trials, blocks + 1), out.shape
+        assert_finite("stream_second_moments", out)
+        assert bool((out >= 0).all())
+
+
+# ---------------------------------------------------------------------------------------------------
+# initbook.mup: the scaling table, models, and the (tiny) experiments
+# ---------------------------------------------------------------------------------------------------
+@FUZZ
+@given(
+    role=st.sampled_from(["input", "hidden", "output", "readout", None]),
+    fan_in=int_or_bad(st.integers(1, 4096), 1),
+    fan_out=int_or_bad(st.integers(1, 4096), 1),
+    parameterization=st.sampled_from(["sp", "mup", "ntk", 0]),
+    optimizer=st.sampled_from(["sgd", "adam", "adamw"]),
+    base_width=int_or_bad(st.integers(1, 512), 1),
+    gain=real_or_bad(st.floats(1e-3, 4), negative_ok=False),  # gain=0 is an error too
+    readout=st.sampled_from(["normal", "zero", "ones"]),
+)
+def test_mup_scaling(role, fan_in, fan_out, parameterization, optimizer, base_width, gain, readout):
+    pairs = (fan_in, fan_out, base_width, gain)
+    (fan_in, _), (fan_out, _), (base_width, _), (gain, _) = pairs
+    bad = [v for v, b in pairs if b]
+    bad += [role] if role not in ("input", "hidden", "output") else []
+    bad += [parameterization] if parameterization not in ("sp", "mup") else []
+    bad += [optimizer] if optimizer not in ("sgd", "adam") else []
+    bad += [readout] if readout not in ("normal", "zero") else []
+    status, out = call(
+        mup.scaling,
+        role,
+        fan_in,
+        fan_out,
+        parameterization=parameterization,
+        optimizer=optimizer,
+        base_width=base_width,
+        gain=gain,
+        readout=readout,
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert_finite("scaling", dataclasses.astuple(out))
+        assert out.init_var >= 0, out
+        assert out.lr_mult > 0, out
+        assert out.bias_lr_mult > 0, out
+
+
+@FEW
+@given(
+    d_in=int_or_bad(st.integers(1, 5), 1),
+    width=int_or_bad(st.integers(1, 8), 1),
+    depth=int_or_bad(st.integers(1, 4), 1),
+    bias=st.booleans(),
+    parameterization=st.sampled_from(["sp", "mup", "ntk"]),
+    optimizer=st.sampled_from(["sgd", "adam", "rmsprop"]),
+    lr=real_or_bad(st.floats(1e-4, 1), negative_ok=False),
+)
+def test_mup_models(d_in, width, depth, bias, parameterization, optimizer, lr):
+    pairs = (d_in, width, depth)
+    (d_in, _), (width, _), (depth, _) = pairs
+    status, model = call(
+        mup.mlp, d_in, width, 3, depth=depth, bias=bias, bad=tuple(v for v, b in pairs if b)
+    )
+    if status == "error":
+        return
+    bad_p = (parameterization,) if parameterization == "ntk" else ()
+    bad_o = (optimizer,) if optimizer == "rmsprop" else ()
+    status, roles = call(mup.layer_roles, model)
+    assert status == "ok", roles
+    assert len(roles) == depth, roles
+    assert roles[-1][0] == "output", roles
+    status, out = call(
+        mup.layer_scalings,
+        model,
+        parameterization=parameterization,
+        optimizer=optimizer,
+        bad=bad_p + bad_o,
+    )
+    if status == "ok":
+        assert len(out) == depth
+    g = torch.Generator().manual_seed(0)
+    status, out = call(
+        mup.mup_init_, model, parameterization=parameterization, generator=g, bad=bad_p
+    )
+    if status == "ok":
+        assert out is model
+        assert_finite("mup_init_", tuple(p.detach() for p in model.parameters()))
+    (lr, lr_bad) = lr
+    bad = bad_p + bad_o + ((lr,) if lr_bad else ())
+    status, groups = call(
+        mup.mup_param_groups,
+        model,
+        lr,
+        optimizer=optimizer,
+        parameterization=parameterization,
+        bad=bad,
+    )
+    if status == "ok":
+        n_params = sum(len(group["params"]) for group in groups)
+        assert n_params == len(list(model.parameters()))
+        assert all(math.isfinite(group["lr"]) and group["lr"] > 0 for group in groups)
+    for not_a_model in (nn.Sequential(nn.ReLU()), nn.Conv1d(1, 1, 1)):
+        status, err = call(mup.layer_roles, not_a_model)
+        assert status == "error", f"layer_roles accepted {not_a_model}"
+        assert type(not_a_model).__name__ in str(err) or "Linear" in str(err), err
+
+
+@FUZZ
+@given(
+    widths=st.lists(st.sampled_from([8, 16, 32, 64, 64, 0, -4, math.nan]), min_size=0, max_size=5),
+    values=st.lists(
+        st.sampled_from([1.0, 2.0, 0.5, 0.0, -1.0, math.nan, math.inf]), min_size=0, max_size=5
+    ),
+)
+@example(widths=[8, 16], values=[1.0, 2.0])
+@example(widths=[8, 8], values=[1.0, 1.0])  # was a silent NaN (one width: no slope)
+@example(widths=[8, 16], values=[1.0, math.inf])  # was a silent NaN
+def test_scaling_exponent_and_optimal_lr(widths, values):
+    status, out = call(mup.scaling_exponent, widths, values)
+    if status == "ok":
+        assert_finite("scaling_exponent", out)
+    lrs = [1e-3 * 2**i for i in range(len(values))]
+    status, out = call(mup.optimal_lr, lrs, values)
+    if status == "ok":
+        assert_finite("optimal_lr", out)
+        assert min(lrs) <= out <= max(lrs), (lrs, values, out)
+    status, out = call(mup.optimal_lr, widths, [1.0] * len(widths))
+    if status == "ok":
+        assert_finite("optimal_lr", out)
+
+
+@settings(FEW, max_examples=50 if EXPLORE else 5)
+@given(
+    widths=st.one_of(
+        st.lists(st.integers(1, 8), min_size=1, max_size=2).map(lambda v: (v, False)),
+        st.sampled_from([[], [0], [2.5], "8"]).map(lambda v: (v, True)),
+    ),
+    parameterization=st.sampled_from(["sp", "mup"]),
+    optimizer=st.sampled_from(["sgd", "adam"]),
+    steps=int_or_bad(st.integers(0, 2), 0),
+    lr=real_or_bad(st.floats(1e-3, 0.1), negative_ok=False),
+)
+def test_coord_check(widths, parameterization, optimizer, steps, lr):
+    (widths, w_bad), (steps, s_bad), (lr, lr_bad) = widths, steps, lr
+    bad = [v for v, b in ((steps, s_bad), (lr, lr_bad)) if b]
+    if w_bad:
+        bad += [widths, *widths] if widths != "8" else [widths]
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 3, generator=g), torch.randint(0, 2, (6,), generator=g)
+    status, rows = call(
+        mup.coord_check,
+        x,
+        y,
+        widths,
+        parameterization=parameterization,
+        optimizer=optimizer,
+        lr=lr,
+        steps=steps,
+        depth=2,
+        base_width=4,
+        seeds=1,
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert rows, rows
+        assert_finite("coord_check", [(r.rms, r.delta_rms) for r in rows])
+
+
+@settings(FEW, max_examples=50 if EXPLORE else 5)
+@given(
+    widths=st.lists(st.integers(1, 8), min_size=1, max_size=2),
+    lrs=st.one_of(
+        st.lists(st.floats(1e-3, 10), min_size=1, max_size=3).map(lambda v: (v, False)),
+        st.sampled_from([[], [-0.1], [math.nan], [0.0]]).map(lambda v: (v, True)),
+    ),
+    parameterizations=st.sampled_from([("sp", "mup"), ("mup",), ("ntk",)]),
+    optimizer=st.sampled_from(["sgd", "adam"]),
+    steps=int_or_bad(st.integers(0, 3), 0),  # steps=0: the initial loss (documented)
+)
+def test_lr_sweep(widths, lrs, parameterizations, optimizer, steps):
+    (lrs, lrs_bad), (steps, s_bad) = lrs, steps
+    bad = [steps] if s_bad else []
+    if lrs_bad:
+        bad += [lrs, *lrs]
+    if parameterizations == ("ntk",):
+        bad += ["ntk", parameterizations]
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(8, 3, generator=g), torch.randint(0, 2, (8,), generator=g)
+    status, rows = call(
+        mup.lr_sweep,
+        x,
+        y,
+        widths,
+        lrs,
+        parameterizations=parameterizations,
+        optimizer=optimizer,
+        steps=steps,
+        batch_size=4,
+        depth=2,
+        base_width=4,
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert len(rows) == len(widths) * len(lrs) * len(parameterizations)
+        for row in rows:  # a diverged run is documented as an inf/NaN loss; a finite run is finite
+            assert isinstance(row.loss, float), row
