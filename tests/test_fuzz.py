@@ -2,8 +2,8 @@
 
 Every public function of :mod:`initbook.init`, :mod:`initbook.stats`, :mod:`initbook.theory`,
 :mod:`initbook.nets` and :mod:`initbook.mup` is called with random shapes (0-size dimensions, 0-D to
-5-D), dtypes (the four float dtypes and int/bool/complex), modes, nonlinearities and bad values (NaN, +-inf, negatives, wrong types, ``True`` where an int is
-expected). The only acceptable outcomes are
+5-D), dtypes (the four float dtypes and int/bool/complex), modes, nonlinearities and bad values (NaN,
++-inf, negatives, wrong types, ``True`` where an int is expected). The only acceptable outcomes are
 
 * a result that is finite (no NaN/inf) whenever the inputs were finite, of the right shape and dtype;
 * a ``ValueError``/``TypeError`` (the documented ones) whose message names the bad value (its ``repr``);
