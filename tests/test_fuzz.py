@@ -360,9 +360,12 @@ def test_fans_of(kind, channels, groups, kernel):
 )
 @example(mean=(0.0, False), std=(1.0, False), a=(38.0, False), width=2.0, dtype=torch.float32)
 @example(mean=(0.0, False), std=(1.0, False), a=(-40.0, False), width=1.0, dtype=torch.float64)
+@example(mean=(0.0, False), std=(1.0, False), a=(-math.inf, True), width=1.0, dtype=torch.float64)
 def test_trunc_normal_bounds(mean, std, a, width, dtype):
     (mean, mean_bad), (std, std_bad), (a, a_bad) = mean, std, a
-    b = a + width if not a_bad else 1.0
+    if a == -math.inf:
+        a_bad = False  # documented: a = -inf is no cut below
+    b = 1.0 if a_bad or a == -math.inf else a + width
     bad = [v for v, is_bad in ((mean, mean_bad), (std, std_bad), (a, a_bad)) if is_bad]
     w = torch.empty(200, dtype=dtype)
     g = torch.Generator().manual_seed(0)
