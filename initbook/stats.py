@@ -537,6 +537,7 @@ def monte_carlo(
         raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
 
     count, mean, m2 = 0, None, None
+    unit = None  # a power of 2 (exact) that keeps the squared deviations in float64's range
     while count < trials:
         b = trials - count if batch is None else min(batch, trials - count)
         sample = sample_fn(b, generator)
@@ -551,6 +552,10 @@ def monte_carlo(
                 f"per-trial values must have leading dimension {b} (the batch size), "
                 f"got shape {tuple(values.shape)}"
             )
+        if unit is None:
+            peak = float(values.abs().max()) if values.numel() else 0.0
+            unit = 2.0 ** math.frexp(peak)[1] if math.isfinite(peak) and peak > 0 else 1.0
+        values = values / unit
         b_mean = values.mean(dim=0)
         b_m2 = (values - b_mean).square().sum(dim=0)
         if mean is None:
@@ -561,7 +566,8 @@ def monte_carlo(
             mean = mean + delta * (b / total)
             m2 = m2 + b_m2 + delta.square() * (count * b / total)
         count += b
-    stderr = (m2 / (count - 1) / count).sqrt()
+    stderr = (m2 / (count - 1) / count).sqrt() * unit
+    mean = mean * unit
     if mean.dim() == 0:
         return Estimate(float(mean), float(stderr), count)
     return Estimate(mean, stderr, count)
