@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
@@ -54,6 +55,13 @@ def _per_chain(x: torch.Tensor, reduce: Callable[[torch.Tensor], torch.Tensor]) 
     return torch.stack([reduce(row) for row in flat]).reshape(x.shape[:-1])
 
 
+def _std(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Bessel-corrected standard deviation; NaN for a single value, without torch's warning about it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"std\(\): degrees of freedom", UserWarning)
+        return x.std() if dim is None else x.std(dim=dim)
+
+
 _CONDITIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     # any entry is inf or NaN
     "nonfinite": lambda x: ~torch.isfinite(x).all(dim=-1),
@@ -63,7 +71,7 @@ _CONDITIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "nan": lambda x: (x != x).any(dim=-1),  # noqa: PLR0124 (the point: NaN != NaN)
     # the seeds' checks: the statistic of each chain's 1-D vector, computed in its own dtype, is NaN
     "mean_nan": lambda x: _per_chain(x, torch.mean).isnan(),
-    "std_nan": lambda x: _per_chain(x, torch.std).isnan(),
+    "std_nan": lambda x: _per_chain(x, _std).isnan(),
     # every entry is exactly zero (underflow)
     "zero": lambda x: (x == 0).all(dim=-1),
 }
@@ -71,7 +79,7 @@ _CONDITIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 _STATISTICS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "rms": lambda x: x.pow(2).mean(dim=-1).sqrt(),
     "mean": lambda x: x.mean(dim=-1),
-    "std": lambda x: x.std(dim=-1),
+    "std": lambda x: _std(x, dim=-1),
     "max_abs": lambda x: x.abs().amax(dim=-1),
 }
 
@@ -281,8 +289,8 @@ def trajectory(
         step: the map (applied to all chains at once).
         x0: initial state, shape ``(..., n)``.
         steps: number of steps.
-        statistic: ``"rms"`` (:math:`\sqrt{\tfrac1n\sum_i x_i^2}`), ``"mean"``, ``"std"`` (Bessel-corrected)
-            or ``"max_abs"``.
+        statistic: ``"rms"`` (:math:`\sqrt{\tfrac1n\sum_i x_i^2}`), ``"mean"``, ``"std"`` (Bessel-corrected,
+            NaN for ``n = 1``) or ``"max_abs"``.
 
     Returns:
         A float64 tensor of shape ``(steps + 1, *x0.shape[:-1])``; row ``t`` is the statistic of

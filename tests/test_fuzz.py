@@ -690,6 +690,16 @@ def test_monte_carlo(statistic, trials, batch, scale):
     condition="nonfinite",
     statistic="rms",
 )
+@example(  # n=1, "std": was torch's "degrees of freedom is <= 0" warning (the std is NaN)
+    n=(1, False),
+    scale=(1.0, False),
+    trials=(2, False),
+    reuse=True,
+    dtype=torch.float32,
+    steps=(3, False),
+    condition="std_nan",
+    statistic="std",
+)
 def test_matmul_map_and_first_step(n, scale, trials, reuse, dtype, steps, condition, statistic):
     (n, n_bad), (scale, scale_bad), (trials, trials_bad) = n, scale, trials
     bad = [v for v, b in ((n, n_bad), (scale, scale_bad), (trials, trials_bad)) if b]
