@@ -912,9 +912,17 @@ def chi1(
     .. math:: \chi_1 = \sigma_w^2\, \mathbb E_{z}\!\left[\phi'(\sqrt{q^*}\, z)^2\right] .
 
     It is the factor by which a small perturbation's squared length, and the squared norm of a gradient,
-    grows per layer, and the slope of the correlation map at :math:`c = 1`. :math:`\chi_1 < 1` is the
-    ordered phase (inputs converge), :math:`\chi_1 > 1` the chaotic phase, :math:`\chi_1 = 1` the edge of
-    chaos (:func:`critical_sigma_w2`).
+    grows per layer. The slope of the :func:`correlation_map` at :math:`c = 1` is that growth *relative to
+    the growth of the signal itself*,
+
+    .. math:: \mathcal C'(1) = \chi_1(q)\, \frac{q}{\mathcal V(q)},
+
+    so it equals :math:`\chi_1` only at a fixed point :math:`q^* = \mathcal V(q^*) > 0`. There,
+    :math:`\chi_1 < 1` is the ordered phase (inputs converge), :math:`\chi_1 > 1` the chaotic phase,
+    :math:`\chi_1 = 1` the edge of chaos (:func:`critical_sigma_w2`). At the trivial fixed point
+    :math:`q^* = 0` (tanh with :math:`\sigma_b^2 = 0` and :math:`\sigma_w^2 \le 1`) the signal shrinks by the
+    same factor :math:`\chi_1 = \sigma_w^2` as a perturbation, so gradients vanish but correlations do not
+    converge (see :func:`correlation_depth_scale`).
 
     Args:
         sigma_w2: :math:`\sigma_w^2`.
@@ -992,10 +1000,42 @@ def correlation_map(
     return _correlation_map(_activation(phi), c, q, sigma_w2, sigma_b2)
 
 
+def _degenerate_limit(act: _Activation, sigma_w2: float, sigma_b2: float, q: float) -> str | None:
+    """How correlations behave when the usual analysis at a fixed point ``0 < q* < inf`` does not apply.
+
+    ``None``: it applies (``q*`` is finite and positive and the map is not scale-free). ``"power"``: the
+    map tends to one whose slope at ``c = 1`` is exactly 1, and ``c = 1`` attracts like a power law (ReLU
+    without bias or with ``q -> inf``: the arc-cosine map; a critical linear network with bias).
+    ``"frozen"``: the map tends to the identity, and correlations settle at values that depend on the
+    inputs (tanh and erf at ``q* = 0``; a linear network without bias, or with bias and ``q`` growing
+    geometrically). Raises for a callable at ``q* = 0`` or ``inf``, whose limit this cannot know.
+    """
+    if act.name == "relu":
+        return "power" if sigma_b2 == 0.0 or math.isinf(q) else None
+    if act.name == "linear":
+        if sigma_b2 == 0.0:
+            return "frozen"  # C(c) = c exactly
+        if math.isinf(q):  # q grows like l (sigma_w2 = 1, 1 - c ~ 1/l) or geometrically (summable)
+            return "power" if sigma_w2 == 1.0 else "frozen"
+        return None
+    if q == 0.0 or math.isinf(q):
+        if act.name in ("tanh", "erf"):  # phi(x) ~ phi'(0) x near 0: the map tends to the identity
+            return "frozen"
+        raise ValueError(
+            f"the length map goes to q* = {q!r} for sigma_w2={sigma_w2!r}, sigma_b2={sigma_b2!r}: how "
+            "correlations behave there depends on the activation near 0 or infinity, which is known "
+            f"only for {list(_MEAN_FIELD_NAMES)}; follow them with iterate_maps instead"
+        )
+    return None
+
+
 def _fixed_point_c(act: _Activation, sigma_w2: float, sigma_b2: float) -> tuple[float, float]:
     """``(q*, c*)``: the stable fixed point of the correlation map (``c* = 1`` unless chaotic)."""
     q = _fixed_point_q(act, sigma_w2, sigma_b2)
-    if not math.isfinite(q) or _chi1(act, sigma_w2, sigma_b2, q) <= 1.0:
+    if (
+        _degenerate_limit(act, sigma_w2, sigma_b2, q) is not None
+        or _chi1(act, sigma_w2, sigma_b2, q) <= 1.0
+    ):
         return q, 1.0
 
     def f(c: float) -> float:
@@ -1016,19 +1056,41 @@ def fixed_point_c(
 ) -> float:
     r"""The stable fixed point :math:`c^*` of the :func:`correlation_map` at :math:`q = q^*`.
 
-    :math:`c = 1` is always a fixed point, with slope :math:`\chi_1` (:func:`chi1`). In the ordered phase
-    (:math:`\chi_1 \le 1`) it is stable and :math:`c^* = 1`: all inputs end up perfectly correlated. In the
-    chaotic phase (:math:`\chi_1 > 1`) it is unstable and correlations converge to a :math:`c^* < 1`
-    instead, found here by bisection on :math:`[-1, 1)` (Schoenholz et al. 2017).
+    :math:`c = 1` is always a fixed point, with slope :math:`\chi_1` (:func:`chi1`) when :math:`q^* > 0`.
+    In the ordered phase (:math:`\chi_1 \le 1`) it is stable and :math:`c^* = 1`: all inputs end up
+    perfectly correlated. In the chaotic phase (:math:`\chi_1 > 1`) it is unstable and correlations
+    converge to a :math:`c^* < 1` instead, found here by bisection on :math:`[-1, 1)` (Schoenholz et al.
+    2017).
+
+    Two degenerate cases have no such fixed point (see :func:`correlation_depth_scale`). For ReLU
+    without bias the correlation map is the arc-cosine map whatever :math:`\sigma_w^2`; :math:`c = 1`
+    attracts, but only like a power law, and the result is 1. For tanh and erf with :math:`\sigma_b^2 = 0`
+    in the ordered phase the length goes to :math:`q^* = 0`, where the map tends to the identity:
+    correlations *freeze* at a value that depends on the inputs, there is no :math:`c^*`, and this function
+    raises a ValueError (as for a linear network without bias); :func:`iterate_maps` follows them.
+
+    Raises:
+        ValueError: when correlations freeze instead of converging, or when the length map's fixed point
+            is 0 or infinite for an activation given as an unnamed callable.
 
     Examples:
         >>> initbook.theory.fixed_point_c(0.5, 0.1, "tanh")
         1.0
         >>> abs(initbook.theory.fixed_point_c(3.0, 0.0, "tanh")) < 1e-12  # odd phi, no bias: c* = 0
         True
+        >>> initbook.theory.fixed_point_c(1.0, 0.0, "relu")  # the arc-cosine map: 1 - c ~ 1/l^2
+        1.0
     """
     sigma_w2, sigma_b2 = _check_sigmas(sigma_w2, sigma_b2)
-    return _fixed_point_c(_activation(phi), sigma_w2, sigma_b2)[1]
+    act = _activation(phi)
+    q = _fixed_point_q(act, sigma_w2, sigma_b2)
+    if _degenerate_limit(act, sigma_w2, sigma_b2, q) == "frozen":
+        raise ValueError(
+            f"with sigma_w2={sigma_w2!r} and sigma_b2={sigma_b2!r} the correlation map tends to the identity "
+            f"(the length goes to q* = {q!r}): correlations freeze at values that depend on the inputs, "
+            "so there is no fixed point c*; follow them with iterate_maps"
+        )
+    return _fixed_point_c(act, sigma_w2, sigma_b2)[1]
 
 
 def critical_sigma_w2(
@@ -1081,7 +1143,8 @@ def correlation_depth_scale(
     r"""The depth scale :math:`\xi_c` over which correlations approach their fixed point.
 
     From "Deep Information Propagation", Schoenholz, S. S. et al. (2017): near the fixed point
-    :math:`c^*` (:func:`fixed_point_c`), :math:`|c^\ell - c^*| \propto e^{-\ell/\xi_c}` with
+    :math:`(q^*, c^*)` (:func:`fixed_point_q`, :func:`fixed_point_c`),
+    :math:`|c^\ell - c^*| \propto e^{-\ell/\xi_c}` with
 
     .. math::
         \xi_c = -\frac{1}{\ln \chi_c}, \qquad
@@ -1093,14 +1156,41 @@ def correlation_depth_scale(
     and :math:`\xi_c = \infty`: signals propagate through any depth. Schoenholz et al. find that networks
     train only when their depth is at most a few times :math:`\xi_c`.
 
+    All of this needs a fixed point :math:`0 < q^* < \infty`. Away from one, the slope of the map at
+    :math:`c = 1` is :math:`\chi_1(q)\, q/\mathcal V(q)` (:func:`chi1`), and it tends to 1, so there is no
+    exponential approach and the result is ``inf``, for two different reasons:
+
+    * **Frozen correlations.** tanh and erf with :math:`\sigma_b^2 = 0` in the ordered phase (tanh:
+      :math:`\sigma_w^2 \le 1`) have :math:`q^* = 0`. The signal shrinks like :math:`\sigma_w^{2\ell}`, the
+      activation becomes linear, and the correlation map tends to the identity: correlations settle at
+      values that depend on the inputs instead of merging (:func:`fixed_point_c` raises). What kills such
+      a network is the vanishing signal and gradient, :func:`gradient_depth_scale`, not :math:`\xi_c`.
+      The same holds for a linear network without bias.
+    * **A power law.** For ReLU without bias the correlation map is the arc-cosine map
+      :math:`\mathcal C(c) = \bigl(\sqrt{1-c^2} + (\pi - \arccos c)\,c\bigr)/\pi` for every
+      :math:`\sigma_w^2`. Its slope at :math:`c = 1` is exactly 1 and
+      :math:`\mathcal C(c) \approx c + \tfrac{2\sqrt2}{3\pi}(1-c)^{3/2}`, so
+      :math:`1 - c^\ell \approx \tfrac{9\pi^2}{2\ell^2}`: inputs do merge, but only algebraically. The same
+      limit holds whenever :math:`q` grows without bound (ReLU with :math:`\sigma_w^2 \ge 2`).
+
+    For an activation given as an unnamed callable, whose behaviour near 0 or at infinity this function
+    cannot know, a length map that goes to 0 or infinity raises a ValueError.
+
     Examples:
-        >>> round(initbook.theory.correlation_depth_scale(1.0, 0.0, "relu"), 6)  # chi1 = 1/2
+        >>> round(initbook.theory.correlation_depth_scale(1.0, 0.1, "relu"), 6)  # q* = 0.2, chi1 = 1/2
         1.442695
-        >>> initbook.theory.correlation_depth_scale(2.0, 0.1, "relu")
+        >>> initbook.theory.correlation_depth_scale(1.0, 0.0, "relu")  # arc-cosine map: 1 - c ~ 1/l^2
         inf
+        >>> initbook.theory.correlation_depth_scale(0.5, 0.0, "tanh")  # q* = 0: correlations freeze
+        inf
+        >>> round(initbook.theory.correlation_depth_scale(0.5, 0.01, "tanh"), 3)  # q* > 0: they merge
+        1.37
     """
     sigma_w2, sigma_b2 = _check_sigmas(sigma_w2, sigma_b2)
     act = _activation(phi, dphi)
+    q = _fixed_point_q(act, sigma_w2, sigma_b2)
+    if _degenerate_limit(act, sigma_w2, sigma_b2, q) is not None:
+        return math.inf
     q, c = _fixed_point_c(act, sigma_w2, sigma_b2)
     chi_c = _chi1(act, sigma_w2, sigma_b2, q) if c == 1.0 else sigma_w2 * act.dcross(q, c)
     if chi_c >= 1.0:
@@ -1582,8 +1672,16 @@ def gradient_depth_scale(
     phase (they explode: by a factor :math:`e` over :math:`|\xi_\nabla|` layers), infinite at the edge of
     chaos.
 
+    Unlike :func:`correlation_depth_scale`, this needs no non-trivial fixed point: at :math:`q^* = 0`
+    (tanh with :math:`\sigma_b^2 = 0`, :math:`\sigma_w^2 < 1`) the per-layer factor :math:`\chi_1(q^\ell)`
+    tends to :math:`\sigma_w^2\,\phi'(0)^2`, and for ReLU it is :math:`\sigma_w^2/2` at every :math:`q`, so
+    :math:`\xi_\nabla` is the depth scale over which gradients vanish there, while correlations freeze
+    (tanh) or merge only like a power law (ReLU).
+
     Examples:
-        >>> round(initbook.theory.gradient_depth_scale(1.0, 0.0, "relu"), 6)  # chi1 = 1/2
+        >>> round(initbook.theory.gradient_depth_scale(1.0, 0.0, "relu"), 6)  # chi1 = 1/2 at any q
+        1.442695
+        >>> round(initbook.theory.gradient_depth_scale(0.5, 0.0), 6)  # tanh at q* = 0: chi1 = 1/2 too
         1.442695
         >>> round(initbook.theory.gradient_depth_scale(25 / 9, 0.0), 3)  # tanh with gain 5/3: explodes
         -5.25

@@ -205,8 +205,22 @@ def test_mean_field_exact_facts():
     assert theory.fixed_point_q(1.0, 0.5, "relu") == 1.0  # q = q/2 + 1/2
     assert theory.fixed_point_q(0.5, 0.2, "linear") == pytest.approx(0.4)
     assert theory.fixed_point_q(3.0, 0.1, "relu") == math.inf
-    assert theory.correlation_depth_scale(1.0, 0.0, "relu") == pytest.approx(-1 / math.log(0.5))
+    # ReLU with a bias in the ordered phase: q* = 0.1 / (1 - 1/2) = 0.2 > 0 and chi_c = chi1 = 1/2
+    assert theory.correlation_depth_scale(1.0, 0.1, "relu") == pytest.approx(-1 / math.log(0.5))
     assert theory.correlation_depth_scale(2.0, 0.1, "relu") == math.inf
+    # without a bias the ReLU correlation map is the arc-cosine map for every sigma_w2: slope 1 at c = 1,
+    # a power law, no finite depth scale (see test_depth_scales_match_the_iterated_maps_at_q_star_0)
+    assert theory.correlation_depth_scale(1.0, 0.0, "relu") == math.inf
+    assert theory.fixed_point_c(1.0, 0.0, "relu") == 1.0
+    # tanh without bias, ordered: q* = 0, correlations freeze; gradients still vanish by chi1 = sigma_w2
+    assert theory.correlation_depth_scale(0.5, 0.0, "tanh") == math.inf
+    assert theory.gradient_depth_scale(0.5, 0.0, "tanh") == pytest.approx(-1 / math.log(0.5))
+    with pytest.raises(ValueError, match="freeze"):
+        theory.fixed_point_c(0.5, 0.0, "tanh")
+    with pytest.raises(ValueError, match="freeze"):
+        theory.fixed_point_c(0.5, 0.0, "linear")
+    with pytest.raises(ValueError, match="known only for"):
+        theory.correlation_depth_scale(0.5, 0.0, lambda x: torch.sin(x))
     # odd phi without bias: in the chaotic phase c* = 0
     assert theory.fixed_point_c(3.0, 0.0, "tanh") == pytest.approx(0.0, abs=1e-12)
     assert theory.fixed_point_c(3.0, 0.0, "erf") == pytest.approx(0.0, abs=1e-12)
@@ -224,6 +238,11 @@ def test_fixed_points_are_fixed(sigma_w2, sigma_b2, phi):
         q, rel=1e-10, abs=1e-12
     )
     chi = theory.chi1(sigma_w2, sigma_b2, phi)
+    if q == 0.0:  # tanh at (0.8, 0): the trivial fixed point, where correlations freeze
+        with pytest.raises(ValueError, match="freeze"):
+            theory.fixed_point_c(sigma_w2, sigma_b2, phi)
+        assert theory.correlation_depth_scale(sigma_w2, sigma_b2, phi) == math.inf
+        return
     c = theory.fixed_point_c(sigma_w2, sigma_b2, phi)
     if chi <= 1:
         assert c == 1.0
@@ -249,6 +268,116 @@ def test_chaotic_depth_scale_is_the_slope_of_the_correlation_map_at_c_star(sigma
     assert theory.chi1(sigma_w2, sigma_b2, phi) > 1 > slope
     xi = theory.correlation_depth_scale(sigma_w2, sigma_b2, phi)
     assert xi == pytest.approx(-1 / math.log(slope), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("sigma_w2", "sigma_b2", "phi"),
+    [
+        (0.5, 0.05, "tanh"),  # ordered, far from the line (the chapter's training run)
+        (1.2, 0.05, "tanh"),  # ordered
+        (1.7, 0.05, "tanh"),  # ordered, near the critical 1.761 (xi_c = 75)
+        (2.5, 0.05, "tanh"),  # chaotic: c* = 0.447, chi_c < 1 < chi1
+        (0.5, 0.1, "erf"),
+        (3.0, 0.1, "erf"),  # chaotic
+        (1.0, 0.1, "relu"),  # q* = 0.2 > 0: the bias makes the depth scale finite
+        (1.9, 0.3, "relu"),
+        (0.5, 0.2, "linear"),
+    ],
+)
+def test_correlation_depth_scale_matches_the_iterated_map(sigma_w2, sigma_b2, phi):
+    r"""Iterate the correlation map at q* and measure how fast c^l approaches c*: the rate is 1/xi_c.
+
+    Deterministic quadrature, no sampling. Starting 1e-3 from c* (on both sides in the chaotic phase),
+    the map is iterated until eps_l = |c^l - c*| < 1e-7, and the last per-layer rate ln(eps_l/eps_{l-1})
+    is compared with -1/xi_c. The tolerance is what is neglected. (1) The map's nonlinearity: for a
+    smooth phi, C(c* + e) - c* = chi_c e + C''(c*) e^2/2 + ..., so the rate is off by about
+    |C''(c*)| eps / (2 chi_c); we allow twice that, with C'' from a second difference of the map
+    (step 1e-3; its quadrature error, 1e-12/1e-6, is negligible). For ReLU the map has a
+    (1 - c)^{3/2} term instead, C(1 - e) = 1 - chi1 e + chi1 k e^{3/2} with k = 2 sqrt(2)/(3 pi) = 0.30,
+    so the rate is off by k sqrt(eps); we allow sqrt(eps). (2) The quadrature of the map is accurate to
+    about 1e-12, which moves a rate measured at distance eps by at most 2e-12/eps; we allow 4e-12/eps
+    (4e-5 at eps = 1e-7). While writing this test the largest error was 2e-4 of the rate (ReLU at
+    sigma_w2 = 1.9, of which k sqrt(eps) predicts 1.9e-3 relative, i.e. the bound is tight) and below
+    1e-6 of the rate for the smooth activations.
+    """
+    q = theory.fixed_point_q(sigma_w2, sigma_b2, phi)
+    c_star = theory.fixed_point_c(sigma_w2, sigma_b2, phi)
+    xi = theory.correlation_depth_scale(sigma_w2, sigma_b2, phi)
+    assert 0 < q < math.inf
+    assert 0 < xi < math.inf
+
+    def cmap(c):
+        return theory.correlation_map(c, q, sigma_w2, sigma_b2, phi)
+
+    h = 1e-3
+    if c_star == 1.0:
+        second = (cmap(1.0) - 2 * cmap(1.0 - h) + cmap(1.0 - 2 * h)) / h**2
+    else:
+        second = (cmap(c_star + h) - 2 * cmap(c_star) + cmap(c_star - h)) / h**2
+    chi_c = math.exp(-1 / xi)
+    for sign in (-1,) if c_star == 1.0 else (-1, 1):
+        c, eps = c_star + sign * 1e-3, [1e-3]
+        while eps[-1] > 1e-7:
+            c = cmap(c)
+            eps.append(abs(c - c_star))
+            assert len(eps) < 2000, "no exponential approach"
+        rate = math.log(eps[-1] / eps[-2])
+        nonlinearity = math.sqrt(eps[-2]) if phi == "relu" else abs(second) * eps[-2] / chi_c
+        tol = nonlinearity + 4e-12 / eps[-1]
+        assert abs(rate + 1 / xi) <= tol, (rate, -1 / xi, tol)
+        assert tol < 0.05 / xi  # the test can tell xi_c from a value 5 % off
+
+
+def test_depth_scales_match_the_iterated_maps_at_q_star_0():
+    r"""Erratum E1: with sigma_b2 = 0 the fixed point can be q* = 0, and then xi_c is infinite.
+
+    *tanh, sigma_w2 = 0.5.* -1/ln chi1 = 1.44 layers was once returned as xi_c, predicting
+    1 - c^40 ~ 0.9 e^{-40/1.44} ~ 1e-12. Iterating the maps shows instead that q^l <= sigma_w2^l q^0
+    (tanh(x)^2 <= x^2), so the signal vanishes, while the correlation freezes: expanding tanh for small
+    q gives C(c; q) = c - (2/3) c (1 - c^2) q^2 + O(q^3), so c can move by at most about
+    (2/3) c0 sum_l (q^l)^2 <= (2/3) 0.1 (0.5^2 / (1 - 0.5^2)) = 0.022 in total (it moves by 0.0044).
+    Gradients do vanish by chi1(q^l) -> sigma_w2 per layer: gradient_depth_scale is right there.
+    The slope of the correlation map at c = 1 is chi1(q) q / V(q), which tends to 1 as q -> 0.
+
+    *ReLU, no bias.* The correlation map is the arc-cosine map for every sigma_w2, with slope 1 at
+    c = 1 and C(1 - e) = 1 - e + k e^{3/2} (k = 2 sqrt(2) / (3 pi)), so 1 - c^l ~ 4 / (k l)^2 =
+    9 pi^2 / (2 l^2). The relative deviation of l^2 (1 - c^l) from 9 pi^2 / 2 falls like 1/l (2.9 %,
+    1.6 %, 0.85 % at l = 1000, 2000, 4000 while writing this test); we allow 2 % at l = 4000 and
+    require it to at least halve from l = 2000 on, up to 20 %.
+    """
+    sw = 0.5
+    maps = theory.iterate_maps(0.5, 0.1, sw, 0.0, 40)
+    assert theory.fixed_point_q(sw, 0.0) == 0.0
+    assert float(maps.q[-1]) <= sw**40 * 0.5
+    assert abs(float(maps.c[-1]) - 0.1) <= 0.022
+    # frozen: the increment is ~ (q^39)^2 ~ 1e-25, below the 1.4e-17 spacing of floats near 0.1
+    assert abs(float(maps.c[-1] - maps.c[-2])) <= 1e-16
+    assert theory.correlation_depth_scale(sw, 0.0) == math.inf
+    chi_last = theory.chi1(sw, 0.0, q=float(maps.q[-1]))
+    assert chi_last == pytest.approx(math.exp(-1 / theory.gradient_depth_scale(sw, 0.0)), rel=1e-9)
+    for q in (0.3, 1e-4):  # slope at c = 1 = chi1(q) q / V(q), not chi1(q)
+        h = 1e-6
+        slope = (1.0 - theory.correlation_map(1.0 - h, q, sw, 0.0)) / h
+        predicted = theory.chi1(sw, 0.0, q=q) * q / theory.length_map(q, sw, 0.0)
+        assert slope == pytest.approx(predicted, rel=1e-4)
+    assert slope == pytest.approx(1.0, abs=1e-3)
+
+    target = 9 * math.pi**2 / 2
+    c = {1.0: 0.1, 2.0: 0.1, 4.0: 0.1}
+    deviation = {}
+    for layer in range(1, 4001):
+        prev = dict(c)
+        c = {s: theory.correlation_map(v, 1.0, s, 0.0, "relu") for s, v in c.items()}
+        if layer in (2000, 4000):
+            deviation[layer] = abs(layer**2 * (1 - c[1.0]) / target - 1)
+    assert c[2.0] == pytest.approx(c[1.0], rel=1e-12)
+    assert c[4.0] == pytest.approx(c[1.0], rel=1e-12)
+    assert deviation[4000] < 0.02
+    assert deviation[4000] < 0.6 * deviation[2000]
+    assert (1 - c[1.0]) / (1 - prev[1.0]) > 0.999  # no exponential decay; chi1 = 1/2 would give 0.5
+    for s in c:
+        assert theory.correlation_depth_scale(s, 0.0, "relu") == math.inf
+        assert theory.fixed_point_c(s, 0.0, "relu") == 1.0
 
 
 def test_propagate_variance_is_the_iterated_length_map():
