@@ -3,7 +3,8 @@ The order-to-chaos phase diagram of tanh networks, simulated
 ============================================================
 
 Poole et al. (2016) and Schoenholz et al. (2017) split random tanh networks into an ordered and a chaotic
-phase by the slope :math:`\chi_1` of the correlation map at :math:`c = 1`. Here 192 random networks, one per
+phase by :math:`\chi_1`, the per-layer growth of a small perturbation (at a fixed point :math:`q^* > 0` also
+the slope of the correlation map at :math:`c = 1`). Here 192 random networks, one per
 :math:`(\sigma_w^2, \sigma_b^2)` cell, are simulated in one batched computation with
 :func:`initbook.stats.mean_field_network` (the weights of a layer are one ``(configs, n, n)`` tensor and the
 layer is one :func:`torch.bmm`). Each network measures :math:`\chi_1` as the growth of a small perturbation
@@ -119,7 +120,9 @@ plt.show()
 # Reading the figure
 # ------------------
 # The simulated boundary between shrinking and growing perturbations (white) lies on the critical line
-# computed by quadrature (black). On the right, the distance of the mean correlation from its fixed point
+# computed by quadrature (black). In the bottom row, :math:`\sigma_b^2 = 0`, the blue cells have
+# :math:`q^* = 0`: a perturbation shrinks there, but the signal shrinks as fast, so correlations freeze
+# instead of merging (:ref:`trivial-fixed-point`). On the right, the distance of the mean correlation from its fixed point
 # follows the iterated maps and falls by a factor :math:`e` every :math:`\xi_c` layers, most slowly near
 # the critical :math:`\sigma_w^2` (here 1.76), where :math:`\xi_c` diverges. By :math:`6\xi_c` layers
 # (dotted) it has fallen by :math:`e^{-6} \approx 0.0025`: a network much deeper than that maps every pair
