@@ -122,12 +122,13 @@ plt.show()
 # The simulated boundary between shrinking and growing perturbations (white) lies on the critical line
 # computed by quadrature (black). In the bottom row, :math:`\sigma_b^2 = 0`, the blue cells have
 # :math:`q^* = 0`: a perturbation shrinks there, but the signal shrinks as fast, so correlations freeze
-# instead of merging (:ref:`trivial-fixed-point`). On the right, the distance of the mean correlation from its fixed point
-# follows the iterated maps and falls by a factor :math:`e` every :math:`\xi_c` layers, most slowly near
-# the critical :math:`\sigma_w^2` (here 1.76), where :math:`\xi_c` diverges. By :math:`6\xi_c` layers
-# (dotted) it has fallen by :math:`e^{-6} \approx 0.0025`: a network much deeper than that maps every pair
-# of inputs to the same correlation :math:`c^*`, whatever they looked like at the input. In the chaotic
-# phase the simulation reaches the finite-width noise (dashed) first.
+# instead of merging (:ref:`see the chapter <trivial-fixed-point>`). On the right, the distance of the
+# mean correlation from its fixed point follows the iterated maps and falls by a factor :math:`e` every
+# :math:`\xi_c` layers, most slowly near the critical :math:`\sigma_w^2` (here 1.76), where :math:`\xi_c`
+# diverges. By :math:`6\xi_c` layers (dotted) it has fallen by :math:`e^{-6} \approx 0.0025`: a network
+# much deeper than that maps every pair of inputs to the same correlation :math:`c^*`, whatever they
+# looked like at the input. In the chaotic phase the simulation reaches the finite-width noise (dashed)
+# first.
 for k, s in enumerate(sw2_line.tolist()):
     print(
         f"sigma_w2 = {s:.2f}: c* = {float(c_star[k]):.3f}, xi_c = {float(xi_c[k]):5.2f}, "
