@@ -41,6 +41,7 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx_gallery.gen_gallery",
     "sphinx_copybutton",
+    "sphinx_design",  # dropdowns for the exercises' worked solutions
     "sphinxcontrib.bibtex",
     "sphinx-mathjax-offline",  # ships MathJax 3 and points mathjax_path at the local copy
     "initbook_docs",
