@@ -139,6 +139,42 @@ def test_math_renders_cleanly(browser, server, page: str) -> None:
     assert facts["mathTotal"] <= math["items"], (page, facts["mathTotal"], math["items"])
 
 
+# Typeset by MathJax on a loaded chapter, to show that the check above catches what it is meant to catch:
+# a \_ inside \text (printed literally), an unknown command (drawn in red) and a TeX error (merror).
+PROBE_BAD = (r"\text{fan\_in} + 1", r"\undefinedcommand x", r"\frac{1}{2")
+PROBE_GOOD = (
+    r"n_\text{in} + \operatorname{Var}[w]",
+    r"\{n_\text{in},\ n_\text{out}\} \setminus \{0\}",
+)
+
+TYPESET_PROBE = """
+const [formulas, done] = [arguments[0], arguments[arguments.length - 1]];
+const box = document.createElement('div');
+for (const tex of formulas) {
+  const span = document.createElement('span');
+  span.className = 'math notranslate nohighlight';
+  span.textContent = '\\\\(' + tex + '\\\\)';
+  box.appendChild(span);
+}
+document.querySelector('main, body').appendChild(box);
+MathJax.typesetPromise([box]).then(() => done(true), (e) => done(String(e)));
+"""
+
+
+def test_math_check_catches_raw_tex(browser, server) -> None:
+    load(browser, server, CHAPTER)
+    before = browser.execute_script(MATH_PROBLEMS)
+    assert before["problems"] == [], before["problems"]
+    assert browser.execute_async_script(TYPESET_PROBE, [*PROBE_BAD, *PROBE_GOOD]) is True
+    after = browser.execute_script(MATH_PROBLEMS)
+    assert after["items"] == before["items"] + len(PROBE_BAD) + len(PROBE_GOOD), (before, after)
+    flagged = [
+        next((tex for tex in PROBE_BAD + PROBE_GOOD if p.startswith(tex)), p)
+        for p in after["problems"]
+    ]
+    assert flagged == list(PROBE_BAD), after["problems"]
+
+
 def test_chapters_have_math_and_figures(browser, server) -> None:
     facts = load(browser, server, CHAPTER)
     assert facts["mathTotal"] >= 10, facts["mathTotal"]
