@@ -140,8 +140,9 @@ def test_math_renders_cleanly(browser, server, page: str) -> None:
 
 
 # Typeset by MathJax on a loaded chapter, to show that the check above catches what it is meant to catch:
-# a \_ inside \text (printed literally), an unknown command (drawn in red) and a TeX error (merror).
-PROBE_BAD = (r"\text{fan\_in} + 1", r"\undefinedcommand x", r"\frac{1}{2")
+# a \_ inside \text (printed literally), an unknown command (drawn in red) and a TeX error (a double
+# exponent, an merror node); and that clean math passes.
+PROBE_BAD = (r"\text{fan\_in} + 1", r"\undefinedcommand x", r"x^2^3")
 PROBE_GOOD = (
     r"n_\text{in} + \operatorname{Var}[w]",
     r"\{n_\text{in},\ n_\text{out}\} \setminus \{0\}",
@@ -154,7 +155,9 @@ for (const tex of formulas) {
   const span = document.createElement('span');
   span.className = 'math notranslate nohighlight';
   span.textContent = '\\\\(' + tex + '\\\\)';
-  box.appendChild(span);
+  const paragraph = document.createElement('p');
+  paragraph.appendChild(span);
+  box.appendChild(paragraph);
 }
 document.querySelector('main, body').appendChild(box);
 MathJax.typesetPromise([box]).then(() => done(true), (e) => done(String(e)));
