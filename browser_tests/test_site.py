@@ -1,9 +1,11 @@
 """The built book as a reader sees it, in headless Chromium.
 
 Every page: loads with no console error, makes no request that fails or leaves localhost, has its math
-typeset by the bundled MathJax (no raw TeX left), and has every image loaded with alt text. Then the search page,
-the gallery's thumbnails and downloads, dark mode and a phone-sized viewport. Screenshots of the landing page, a
-chapter and a gallery example (light, dark and narrow) are written to ``docs/_build/screenshots``.
+typeset by the bundled MathJax (no raw TeX left, and no backslash or error in what MathJax drew:
+``\\text{fan\\_in}`` shows its backslash, an unknown command shows in red), and has every image loaded
+with alt text. Then the search page, the gallery's thumbnails and downloads, dark mode and a phone-sized
+viewport. Screenshots of the landing page, a chapter and a gallery example (light, dark and narrow) are
+written to ``docs/_build/screenshots``.
 
 Run with ``nox -s site`` after ``nox -s docs``.
 """
@@ -36,6 +38,38 @@ return {
   images: images.map(img => ({src: img.currentSrc || img.src, loaded: img.complete && img.naturalWidth > 0,
                               alt: (img.getAttribute('alt') || '').trim()})),
 };
+"""
+
+# What MathJax made of each formula: its internal MathML tree (what is drawn, and the hidden MathML that
+# screen readers get) and the drawn element. Inside \text{...} MathJax 3 (without its textmacros extension)
+# prints backslash commands literally, so \text{fan\_in} shows "fan\_in"; an unknown command is drawn as its
+# own name in red (noundefined); a TeX error becomes an merror node. A backslash in any token's text, an
+# merror node, or a backslash or mjx-merror in the drawn element is a formula the reader sees wrongly.
+MATH_PROBLEMS = """
+const problems = [];
+const items = (window.MathJax && MathJax.startup && MathJax.startup.document)
+  ? Array.from(MathJax.startup.document.math) : [];
+for (const item of items) {
+  const bad = [];
+  if (item.root) {
+    item.root.walkTree((node) => {
+      if (node.isKind('merror')) {
+        bad.push('error: ' + (node.attributes.get('data-mjx-error') || MathJax.startup.toMML(node)));
+      } else if (node.isToken && /\\\\/.test(node.getText())) {
+        bad.push(node.getText());
+      }
+    });
+  }
+  const drawn = item.typesetRoot;
+  if (drawn && drawn.querySelector && drawn.querySelector('mjx-merror, [data-mjx-error]')) {
+    bad.push('error drawn: ' + drawn.textContent.slice(0, 80));
+  } else if (drawn && /\\\\/.test(drawn.textContent) && !bad.length) {
+    bad.push('drawn: ' + drawn.textContent.slice(0, 80));
+  }
+  if (bad.length) problems.push(String(item.math).trim().slice(0, 100) + '  ->  ' + bad.join(' | '));
+}
+const containers = document.querySelectorAll('mjx-container').length;
+return {items: items.length, containers: containers, problems: problems};
 """
 
 
@@ -89,6 +123,59 @@ def test_page(browser, server, drain, page: str) -> None:
         if not img["alt"] or re.search(r"\.(png|svg|jpe?g|gif)$", img["alt"], re.IGNORECASE)
     ]
     assert not no_alt, f"{page}: images without alt text (or only a file name): {no_alt}"
+
+
+def test_math_renders_cleanly(browser, server, page: str) -> None:
+    """No formula on the page shows a backslash, a raw TeX command or a MathJax error to the reader."""
+    facts = load(browser, server, page)
+    math = browser.execute_script(MATH_PROBLEMS)
+    assert math["items"] == math["containers"], (
+        f"{page}: MathJax items and drawn formulas differ: {math}"
+    )
+    assert not math["problems"], (
+        f"{page}: {len(math['problems'])} of {math['items']} formulas render wrongly:\n  "
+        + "\n  ".join(math["problems"])
+    )
+    assert facts["mathTotal"] <= math["items"], (page, facts["mathTotal"], math["items"])
+
+
+# Typeset by MathJax on a loaded chapter, to show that the check above catches what it is meant to catch:
+# a \_ inside \text (printed literally), an unknown command (drawn in red) and a TeX error (a double
+# exponent, an merror node); and that clean math passes.
+PROBE_BAD = (r"\text{fan\_in} + 1", r"\undefinedcommand x", r"x^2^3")
+PROBE_GOOD = (
+    r"n_\text{in} + \operatorname{Var}[w]",
+    r"\{n_\text{in},\ n_\text{out}\} \setminus \{0\}",
+)
+
+TYPESET_PROBE = """
+const [formulas, done] = [arguments[0], arguments[arguments.length - 1]];
+const box = document.createElement('div');
+for (const tex of formulas) {
+  const span = document.createElement('span');
+  span.className = 'math notranslate nohighlight';
+  span.textContent = '\\\\(' + tex + '\\\\)';
+  const paragraph = document.createElement('p');
+  paragraph.appendChild(span);
+  box.appendChild(paragraph);
+}
+document.querySelector('main, body').appendChild(box);
+MathJax.typesetPromise([box]).then(() => done(true), (e) => done(String(e)));
+"""
+
+
+def test_math_check_catches_raw_tex(browser, server) -> None:
+    load(browser, server, CHAPTER)
+    before = browser.execute_script(MATH_PROBLEMS)
+    assert before["problems"] == [], before["problems"]
+    assert browser.execute_async_script(TYPESET_PROBE, [*PROBE_BAD, *PROBE_GOOD]) is True
+    after = browser.execute_script(MATH_PROBLEMS)
+    assert after["items"] == before["items"] + len(PROBE_BAD) + len(PROBE_GOOD), (before, after)
+    flagged = [
+        next((tex for tex in PROBE_BAD + PROBE_GOOD if p.startswith(tex)), p)
+        for p in after["problems"]
+    ]
+    assert flagged == list(PROBE_BAD), after["problems"]
 
 
 def test_chapters_have_math_and_figures(browser, server) -> None:

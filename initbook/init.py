@@ -4,8 +4,9 @@ Every random initializer that depends on the layer's width is a preset of one fu
 :func:`variance_scaling_`, which fills a tensor with i.i.d. values of variance
 
 .. math:: \sigma^2 = \frac{\text{scale}}{n}, \qquad
-    n \in \{\text{fan\_in},\ \text{fan\_out},\ (\text{fan\_in} + \text{fan\_out})/2\},
+    n \in \{n_\text{in},\ n_\text{out},\ (n_\text{in} + n_\text{out})/2\},
 
+with :math:`n_\text{in}` and :math:`n_\text{out}` the fan-in and fan-out (:func:`compute_fans`),
 drawn from a normal, a uniform or a truncated normal distribution. The presets are the familiar schemes:
 
 =========================== ===================== =========== ====================
@@ -385,8 +386,8 @@ def compute_fans(shape_or_tensor: torch.Tensor | Sequence[int]) -> tuple[int, in
 
     The receptive field is the product of the trailing (kernel) dimensions, and
 
-    .. math:: \text{fan\_in} = \text{in} \times \prod \text{kernel}, \qquad
-        \text{fan\_out} = \text{out} \times \prod \text{kernel}.
+    .. math:: n_\text{in} = \text{in} \times \prod \text{kernel}, \qquad
+        n_\text{out} = \text{out} \times \prod \text{kernel}.
 
     This is the one place the layout is assumed, and it gives the same numbers as torch's private
     ``_calculate_fan_in_and_fan_out``. A ``Linear`` layer computes ``x @ w.T`` with
@@ -437,12 +438,12 @@ def fans_of(module: nn.Module) -> tuple[int, int]:
     r"""Return the correct ``(fan_in, fan_out)`` of a layer, grouped and transposed convolutions included.
 
     For a convolution with kernel size :math:`k` (the product of its kernel dimensions), ``groups``
-    :math:`g`, ``in_channels`` and ``out_channels``, each output value sums :math:`\text{in}/g \cdot k`
-    products and each input value feeds :math:`\text{out}/g \cdot k` outputs, for ``Conv*d`` and
-    ``ConvTranspose*d`` alike:
+    :math:`g`, ``in_channels`` :math:`c_\text{in}` and ``out_channels`` :math:`c_\text{out}`, each output
+    value sums :math:`c_\text{in}/g \cdot k` products and each input value feeds :math:`c_\text{out}/g \cdot k`
+    outputs, for ``Conv*d`` and ``ConvTranspose*d`` alike:
 
-    .. math:: \text{fan\_in} = \frac{\text{in\_channels}}{g}\,k, \qquad
-        \text{fan\_out} = \frac{\text{out\_channels}}{g}\,k.
+    .. math:: n_\text{in} = \frac{c_\text{in}}{g}\,k, \qquad
+        n_\text{out} = \frac{c_\text{out}}{g}\,k.
 
     (Stride and dilation are ignored, as everywhere else.) Torch computes fans from the weight's shape
     alone, which differs in two cases:
@@ -509,7 +510,7 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
     sigmoid           :math:`1`
     tanh              :math:`\frac{5}{3}`
     relu              :math:`\sqrt{2}`
-    leaky_relu        :math:`\sqrt{\frac{2}{1 + \text{negative\_slope}^2}}` (slope 0.01 by default)
+    leaky_relu        :math:`\sqrt{\frac{2}{1 + \text{slope}^2}}` (slope 0.01 by default)
     selu              :math:`\frac{3}{4}`
     ================= ======================================================
 
@@ -908,7 +909,7 @@ def xavier_uniform_(
     The method is described in "Understanding the difficulty of training deep feedforward neural
     networks", Glorot, X. & Bengio, Y. (2010). Values are drawn from :math:`\mathcal U(-a, a)` with
 
-    .. math:: a = \text{gain} \times \sqrt{\frac{6}{\text{fan\_in} + \text{fan\_out}}},
+    .. math:: a = \text{gain} \times \sqrt{\frac{6}{n_\text{in} + n_\text{out}}},
 
     i.e. ``variance_scaling_(tensor, gain**2, "fan_avg", "uniform")``. The same distribution as
     :func:`torch.nn.init.xavier_uniform_`.
@@ -954,7 +955,7 @@ def xavier_normal_(
     networks", Glorot, X. & Bengio, Y. (2010). Values are drawn from :math:`\mathcal N(0, \text{std}^2)`
     with
 
-    .. math:: \text{std} = \text{gain} \times \sqrt{\frac{2}{\text{fan\_in} + \text{fan\_out}}},
+    .. math:: \text{std} = \text{gain} \times \sqrt{\frac{2}{n_\text{in} + n_\text{out}}},
 
     i.e. ``variance_scaling_(tensor, gain**2, "fan_avg", "normal")``. The same distribution as
     :func:`torch.nn.init.xavier_normal_`.
@@ -1001,7 +1002,7 @@ def kaiming_uniform_(
     ImageNet classification", He, K. et al. (2015). Values are drawn from
     :math:`\mathcal U(-\text{bound}, \text{bound})` with
 
-    .. math:: \text{bound} = \text{gain} \times \sqrt{\frac{3}{\text{fan\_mode}}},
+    .. math:: \text{bound} = \text{gain} \times \sqrt{\frac{3}{n_\text{mode}}},
 
     i.e. ``variance_scaling_(tensor, gain**2, mode, "uniform")`` with
     ``gain = calculate_gain(nonlinearity, a)``. The same distribution as
@@ -1058,7 +1059,7 @@ def kaiming_normal_(
     ImageNet classification", He, K. et al. (2015). Values are drawn from
     :math:`\mathcal N(0, \text{std}^2)` with
 
-    .. math:: \text{std} = \frac{\text{gain}}{\sqrt{\text{fan\_mode}}},
+    .. math:: \text{std} = \frac{\text{gain}}{\sqrt{n_\text{mode}}},
 
     i.e. ``variance_scaling_(tensor, gain**2, mode, "normal")`` with
     ``gain = calculate_gain(nonlinearity, a)``. The same distribution as
@@ -1114,7 +1115,7 @@ def lecun_normal_(
     SELU networks need (Klambauer, G. et al. 2017). Values are drawn from a normal cut at two standard
     deviations and rescaled so that, after truncation,
 
-    .. math:: \text{std} = \frac{1}{\sqrt{\text{fan\_in}}},
+    .. math:: \text{std} = \frac{1}{\sqrt{n_\text{in}}},
 
     i.e. ``variance_scaling_(tensor, 1.0, "fan_in", "truncated_normal")``. Torch has no counterpart; the
     untruncated version is ``kaiming_normal_(tensor, nonlinearity="linear")``.
@@ -1154,7 +1155,7 @@ def lecun_uniform_(
     The scaling is from "Efficient BackProp", LeCun, Y. et al. (1998). Values are drawn from
     :math:`\mathcal U(-a, a)` with
 
-    .. math:: a = \sqrt{\frac{3}{\text{fan\_in}}},
+    .. math:: a = \sqrt{\frac{3}{n_\text{in}}},
 
     i.e. ``variance_scaling_(tensor, 1.0, "fan_in", "uniform")``, the same distribution as
     ``kaiming_uniform_(tensor, nonlinearity="linear")``.
@@ -1192,7 +1193,7 @@ def he_normal_(
     The scaling is from "Delving deep into rectifiers", He, K. et al. (2015). Values are drawn from a
     normal cut at two standard deviations and rescaled so that, after truncation,
 
-    .. math:: \text{std} = \sqrt{\frac{2}{\text{fan\_in}}},
+    .. math:: \text{std} = \sqrt{\frac{2}{n_\text{in}}},
 
     i.e. ``variance_scaling_(tensor, 2.0, "fan_in", "truncated_normal")``.
 
@@ -1241,7 +1242,7 @@ def glorot_normal_(
     Glorot, X. & Bengio, Y. (2010). Values are drawn from a normal cut at two standard deviations and
     rescaled so that, after truncation,
 
-    .. math:: \text{std} = \sqrt{\frac{2}{\text{fan\_in} + \text{fan\_out}}},
+    .. math:: \text{std} = \sqrt{\frac{2}{n_\text{in} + n_\text{out}}},
 
     i.e. ``variance_scaling_(tensor, 1.0, "fan_avg", "truncated_normal")``.
 
@@ -1275,11 +1276,11 @@ def glorot_normal_(
 
 
 #: JAX's and Keras's ``glorot_uniform``: the same distribution as :func:`xavier_uniform_` (this *is*
-#: that function), :math:`\mathcal U(\pm\sqrt{6/(\text{fan\_in}+\text{fan\_out})})` with ``gain=1``.
+#: that function), :math:`\mathcal U(\pm\sqrt{6/(n_\text{in}+n_\text{out})})` with ``gain=1``.
 glorot_uniform_ = xavier_uniform_
 
 #: JAX's and Keras's ``he_uniform``: the same distribution as :func:`kaiming_uniform_` with its defaults
-#: (this *is* that function), :math:`\mathcal U(\pm\sqrt{6/\text{fan\_in}})`.
+#: (this *is* that function), :math:`\mathcal U(\pm\sqrt{6/n_\text{in}})`.
 he_uniform_ = kaiming_uniform_
 
 
@@ -1294,10 +1295,10 @@ def torch_default_(
     Their ``reset_parameters`` call ``kaiming_uniform_(weight, a=math.sqrt(5))``: a leaky-ReLU gain
     :math:`\sqrt{2/(1+5)} = 1/\sqrt 3` that makes the bound exactly
 
-    .. math:: \text{bound} = \frac{1}{\sqrt{\text{fan\_in}}},
+    .. math:: \text{bound} = \frac{1}{\sqrt{n_\text{in}}},
 
     i.e. ``variance_scaling_(tensor, 1/3, "fan_in", "uniform")``: a variance of
-    :math:`1/(3\,\text{fan\_in})`, a third of LeCun's. (The :math:`\sqrt 5` is a leftover from Lua
+    :math:`1/(3\,n_\text{in})`, a third of LeCun's. (The :math:`\sqrt 5` is a leftover from Lua
     Torch's ``U(±1/√fan_in)``, kept for backward compatibility.) See :func:`default_linear_init_` for the
     weight and the bias together.
 
@@ -1329,8 +1330,8 @@ def default_linear_init_(
 ) -> torch.Tensor:
     r"""Initialize a weight and its bias exactly as ``nn.Linear.reset_parameters`` does.
 
-    The weight gets :func:`torch_default_`, :math:`\mathcal U(\pm 1/\sqrt{\text{fan\_in}})`, and then the
-    bias the same bound, :math:`\mathcal U(\pm 1/\sqrt{\text{fan\_in}})` (0 if ``fan_in`` is 0), drawn in
+    The weight gets :func:`torch_default_`, :math:`\mathcal U(\pm 1/\sqrt{n_\text{in}})`, and then the
+    bias the same bound, :math:`\mathcal U(\pm 1/\sqrt{n_\text{in}})` (0 if ``fan_in`` is 0), drawn in
     that order, so a generator seeded like torch's global one reproduces a freshly built layer.
     ``nn.Conv*d`` do the same with their fans; for ``nn.ConvTranspose*d`` torch reads ``fan_in`` from the
     weight's second dimension (``out_channels / groups * k``; see :func:`fans_of`), so pass
@@ -1651,9 +1652,10 @@ def lsuv_(
     2. then, layer by layer in the order the forward pass reaches them, run ``model`` on ``batch``, measure
        the variance :math:`v` of that layer's output (over all its elements), and rescale
 
-       .. math:: W \leftarrow W \sqrt{\text{target\_var} / v}
+       .. math:: W \leftarrow W \sqrt{v_\text{target} / v}
 
-       until :math:`|v - \text{target\_var}| < \text{tol}`, at most ``max_iter`` times.
+       until :math:`|v - v_\text{target}| < \text{tol}` (:math:`v_\text{target}` is ``target_var``), at most
+       ``max_iter`` times.
 
     Earlier layers are final when a later one is scaled, so with zero biases one rescaling per layer
     suffices. The model runs as it is (train or eval mode): put it in eval mode first if dropout or
@@ -1779,7 +1781,7 @@ def init_model(
     Args:
         module: the model; modified in place.
         scheme: a scheme name or a callable.
-        bias: ``"zeros"`` (default), ``"torch_default"`` (:math:`\mathcal U(\pm 1/\sqrt{\text{fan\_in}})`),
+        bias: ``"zeros"`` (default), ``"torch_default"`` (:math:`\mathcal U(\pm 1/\sqrt{n_\text{in}})`),
             ``None`` (leave biases alone) or a callable, called as
             ``bias(bias_tensor, fans=(fan_in, fan_out), generator=generator)``.
         generator: the source of randomness.

@@ -16,9 +16,9 @@ output         :math:`1/(n\,m)`        :math:`\eta/m`      :math:`\eta/m`
 
 (:math:`d` is the input dimension, :math:`g^2 = 2` the ReLU gain.) SP keeps the same variances except the
 output layer's, :math:`1/n`, and uses :math:`\eta` everywhere. With :math:`n_0 = 1` (and :math:`g = 1`) this
-is Table 3 verbatim: output variance :math:`1/\text{fan\_in}^2`, SGD rates :math:`\eta\,\text{fan\_out}`,
-:math:`\eta`, :math:`\eta/\text{fan\_in}`, Adam rates :math:`\eta`, :math:`\eta/\text{fan\_in}`,
-:math:`\eta/\text{fan\_in}`. Biases (initialized to zero) follow the input-weight rule with their own size as
+is Table 3 verbatim (fan-in :math:`n_\text{in}`, fan-out :math:`n_\text{out}`): output variance
+:math:`1/n_\text{in}^2`, SGD rates :math:`\eta\,n_\text{out}`, :math:`\eta`, :math:`\eta/n_\text{in}`, Adam rates
+:math:`\eta`, :math:`\eta/n_\text{in}`, :math:`\eta/n_\text{in}`. Biases (initialized to zero) follow the input-weight rule with their own size as
 ``fan_out``: :math:`\eta\,m` under SGD for the hidden biases, :math:`\eta` otherwise (the output bias has a
 finite size). ``readout="zero"`` initializes the output layer to zero instead, which Yang et al. recommend
 (their Appendix D.2) and which is also μP.

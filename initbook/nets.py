@@ -220,9 +220,9 @@ def he_branches_(
     r"""Initialise every branch so that it preserves the second moment of its input (He et al., 2015).
 
     The inner layers of each branch are followed by a ReLU and get He's variance :math:`2/n`
-    (times ``inner_scale**2``); the last layer, followed by no ReLU, gets :math:`\text{last\_gain}^2/n`.
-    For an input :math:`x`, :math:`\mathbb E\,\lVert F(x)\rVert^2 =
-    \text{inner\_scale}^{2(m-1)}\,\text{last\_gain}^2\,\lVert x\rVert^2`
+    (times :math:`s^2`, :math:`s` = ``inner_scale``); the last layer, followed by no ReLU, gets :math:`g^2/n`
+    (:math:`g` = ``last_gain``). For an input :math:`x`, :math:`\mathbb E\,\lVert F(x)\rVert^2 =
+    s^{2(m-1)}\,g^2\,\lVert x\rVert^2`
     (:func:`initbook.theory.relu_branch_gain2`). ``last_gain=1`` makes the branch norm-preserving;
     ``last_gain=math.sqrt(2)`` is ``kaiming_normal_(nonlinearity="relu")`` on every layer. The stem gets
     LeCun's :math:`1/n_\text{in}`, the classifier :math:`1/n`, all biases zero.

@@ -664,7 +664,7 @@ def kaiming_std(fan: int, a: float = 0.0, nonlinearity: str = "leaky_relu") -> f
     He, K. et al. (2015). With ``fan`` the fan-in (forward pass) or fan-out (backward pass),
 
     .. math:: \text{std} = \frac{\text{gain}}{\sqrt{\text{fan}}}, \qquad
-        \text{gain}_\text{leaky\_relu} = \sqrt{\frac{2}{1 + a^2}},
+        \text{gain}_\text{leaky ReLU} = \sqrt{\frac{2}{1 + a^2}},
 
     and the other gains as in :func:`torch.nn.init.calculate_gain` (relu :math:`\sqrt2`, tanh 5/3, selu
     3/4, linear/conv/sigmoid 1). The defaults are PyTorch's (``a=0``, ``"leaky_relu"``), i.e. the ReLU
@@ -690,10 +690,10 @@ def xavier_std(fan_in: int, fan_out: int, gain: float = 1.0) -> float:
     r"""Standard deviation of Xavier (Glorot) initialization.
 
     From "Understanding the difficulty of training deep feedforward neural networks", Glorot, X. and
-    Bengio, Y. (2010): a compromise between preserving the forward variance (:math:`1/\text{fan\_in}`) and
-    the backward variance (:math:`1/\text{fan\_out}`),
+    Bengio, Y. (2010): a compromise between preserving the forward variance (:math:`1/n_\text{in}`) and
+    the backward variance (:math:`1/n_\text{out}`),
 
-    .. math:: \text{std} = \text{gain}\,\sqrt{\frac{2}{\text{fan\_in} + \text{fan\_out}}} .
+    .. math:: \text{std} = \text{gain}\,\sqrt{\frac{2}{n_\text{in} + n_\text{out}}} .
 
     Also known as Glorot initialization.
 
@@ -708,12 +708,12 @@ def xavier_std(fan_in: int, fan_out: int, gain: float = 1.0) -> float:
 
 
 def lecun_std(fan_in: int) -> float:
-    r"""Standard deviation of LeCun initialization: :math:`1/\sqrt{\text{fan\_in}}`.
+    r"""Standard deviation of LeCun initialization: :math:`1/\sqrt{n_\text{in}}`.
 
     From "Efficient BackProp", LeCun, Y. et al. (1998): with :math:`\operatorname{Var}[w] =
-    1/\text{fan\_in}`, :func:`sum_variance` gives :math:`\operatorname{Var}[y] = \mathbb E[x^2]`.
+    1/n_\text{in}`, :func:`sum_variance` gives :math:`\operatorname{Var}[y] = \mathbb E[x^2]`.
 
-    .. math:: \text{std} = \frac{1}{\sqrt{\text{fan\_in}}}
+    .. math:: \text{std} = \frac{1}{\sqrt{n_\text{in}}}
 
     Examples:
         >>> initbook.theory.lecun_std(256)
@@ -737,19 +737,19 @@ def uniform_bound(std: float) -> float:
 
 
 def torch_default_bound(fan_in: int) -> float:
-    r"""Bound of PyTorch's default ``nn.Linear``/``nn.ConvNd`` weight initialization: :math:`1/\sqrt{\text{fan\_in}}`.
+    r"""Bound of PyTorch's default ``nn.Linear``/``nn.ConvNd`` weight initialization: :math:`1/\sqrt{n_\text{in}}`.
 
     ``reset_parameters`` calls ``kaiming_uniform_(weight, a=math.sqrt(5))``. The leaky-ReLU gain for
     :math:`a = \sqrt5` and the uniform bound (:func:`uniform_bound`) give
 
     .. math::
         \text{gain} = \sqrt{\frac{2}{1 + a^2}} = \sqrt{\frac{2}{1 + 5}} = \sqrt{\frac13}, \qquad
-        \text{std} = \frac{\text{gain}}{\sqrt{\text{fan\_in}}}, \qquad
-        \text{bound} = \sqrt3\;\text{std} = \sqrt3\,\sqrt{\frac13}\,\frac{1}{\sqrt{\text{fan\_in}}}
-        = \frac{1}{\sqrt{\text{fan\_in}}} .
+        \text{std} = \frac{\text{gain}}{\sqrt{n_\text{in}}}, \qquad
+        \text{bound} = \sqrt3\;\text{std} = \sqrt3\,\sqrt{\frac13}\,\frac{1}{\sqrt{n_\text{in}}}
+        = \frac{1}{\sqrt{n_\text{in}}} .
 
-    The weight variance is therefore :math:`\text{bound}^2/3 = 1/(3\,\text{fan\_in})`, a third of LeCun's,
-    and the biases are drawn from the same :math:`\mathcal U(-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}})`.
+    The weight variance is therefore :math:`\text{bound}^2/3 = 1/(3\,n_\text{in})`, a third of LeCun's,
+    and the biases are drawn from the same :math:`\mathcal U(-1/\sqrt{n_\text{in}}, 1/\sqrt{n_\text{in}})`.
 
     Examples:
         >>> initbook.theory.torch_default_bound(256)

@@ -3,7 +3,7 @@ The tanh gain 5/3 is chaotic: gradients over 50 layers
 =======================================================
 
 PyTorch's :func:`torch.nn.init.calculate_gain` recommends 5/3 for tanh, i.e. a weight variance
-:math:`\sigma_w^2 = 25/9` times :math:`1/\text{fan\_in}`. In the mean-field picture of
+:math:`\sigma_w^2 = 25/9` times :math:`1/n_\text{in}`. In the mean-field picture of
 :ref:`order-and-chaos` that point is in the chaotic phase: the mean squared singular value of a layer's
 Jacobian, :math:`\chi_1` (:func:`initbook.theory.chi1`), is above 1, so squared gradient norms grow by
 :math:`\chi_1` per layer towards the input. This example measures the gradient reaching every layer of a
