@@ -1,14 +1,16 @@
 r"""
-Residual streams grow as :math:`(1+\alpha^2)^L`: He branches, scaled branches, Fixup
+Residual streams grow as :math:`(1+\beta^2)^L`: He branches, scaled branches, Fixup
 ====================================================================================
 
 A residual block :math:`x_{l+1} = x_l + \alpha F_l(x_l)` adds the branch's variance to the stream's, so the
-second moment grows by :math:`1 + \alpha^2` per block (:func:`initbook.theory.residual_variance`), where
-:math:`\alpha^2` is the branch's gain (:func:`initbook.theory.relu_branch_gain2`). This example simulates
+second moment grows by :math:`1 + \beta^2` per block (:func:`initbook.theory.residual_variance`), where
+:math:`\beta^2 = \alpha^2\alpha_F^2` is the branch scale squared times the branch's own gain
+:math:`\alpha_F^2` (:func:`initbook.theory.relu_branch_gain2`). The branches here are He-initialized,
+:math:`\alpha_F^2 = 1`, so :math:`\beta^2 = \alpha^2`. This example simulates
 independent residual streams with :func:`initbook.nets.stream_second_moments`, averages them with
 :func:`initbook.stats.monte_carlo`, and compares the final second moment with the theory for several depths
-and three branch settings: He (:math:`\alpha^2 = 1`), a constant :math:`\alpha = 1/2`, and the depth-aware
-:math:`\alpha^2 = 1/L` of Fixup's scaling (:func:`initbook.theory.fixup_scale`).
+and three branch settings: He (:math:`\beta^2 = 1`), a constant :math:`\alpha = 1/2`, and the depth-aware
+:math:`\beta^2 = 1/L` of Fixup's scaling (:func:`initbook.theory.fixup_scale`).
 
 The derivation is in :ref:`residual-networks`.
 """
@@ -32,9 +34,9 @@ gen = torch.Generator().manual_seed(0)
 WIDTH, TRIALS = 64, 64
 depths = [1, 2, 4, 8, 16, 32, 64]
 settings = {
-    r"He branch, $\alpha^2 = 1$": lambda L: 1.0,
-    r"$\alpha = 1/2$, $\alpha^2 = 1/4$": lambda L: 0.25,
-    r"Fixup scaling, $\alpha^2 = 1/L$": lambda L: 1.0 / L,
+    r"He branch, $\beta^2 = 1$": lambda L: 1.0,
+    r"$\alpha = 1/2$, $\beta^2 = 1/4$": lambda L: 0.25,
+    r"Fixup scaling, $\beta^2 = 1/L$": lambda L: 1.0 / L,
 }
 
 results = {}
@@ -60,7 +62,7 @@ for label, alpha2_of in settings.items():
 # %%
 # Compare with theory
 # -------------------
-# Points: simulated :math:`q_L/q_0` ± one standard error; lines: :math:`(1+\alpha^2)^L`.
+# Points: simulated :math:`q_L/q_0` ± one standard error; lines: :math:`(1+\beta^2)^L`.
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
 for (label, (values, errors, predicted)), color in zip(
     results.items(), ["C1", "C3", "C0"], strict=True

@@ -9,7 +9,8 @@ turn until its output variance is 1. This example runs :func:`initbook.lsuv_` on
 128 with SiLU activations and compares the variances before and after, and the gain it finds, with
 :func:`initbook.theory.propagate_variance`.
 
-LSUV is introduced in :ref:`beyond-gaussian`.
+The chapter :ref:`lsuv-training` runs LSUV on MNIST, compares it with the quadrature prediction and trains
+the result; :ref:`beyond-gaussian` introduces it.
 """
 
 # License: BSD-3-Clause

@@ -4,8 +4,10 @@ Thirty ReLU layers: He trains, Xavier stalls
 
 A CPU-sized version of He et al. (2015)'s 30-layer experiment: a ReLU MLP with 29 hidden layers of 128 units
 on the book's MNIST split, initialized with :func:`initbook.kaiming_normal_` (through
-:func:`initbook.init_model`) or Xavier. Xavier's variance :math:`1/n` halves the signal at every ReLU layer,
-so at the output it is :math:`2^{-29}` times He's, and the gradients are as small. One epoch shows the
+:func:`initbook.init_model`) or Xavier. Xavier's variance :math:`1/n` halves the signal at every square ReLU layer,
+so at the output its second moment is :math:`2^{-28}` (28 square hidden layers) times the first and last
+layers' factors :math:`n_\text{in}/(n_\text{in}+n_\text{out})` times He's, about :math:`3\times10^{-9}`,
+and the gradients shrink with it. One epoch shows the
 difference; :ref:`very-deep-nets` has the longer run and the per-layer statistics.
 """
 
@@ -16,6 +18,7 @@ difference; :ref:`very-deep-nets` has the longer run and the per-layer statistic
 # Setup
 # -----
 import itertools
+import math
 
 import matplotlib.pyplot as plt
 import torch
@@ -46,6 +49,7 @@ def deep_mlp(scheme):
 # ----------------------------------
 # :func:`initbook.stats.trace` measures every layer's output on 256 images.
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+out_sq = {}
 for scheme, color in [("kaiming_normal", "C0"), ("xavier_normal", "C1")]:
     model = deep_mlp(scheme)
     rows = [r for r in initbook.stats.trace(model, split.x_train[:256]) if r.type == "Linear"]
@@ -67,6 +71,13 @@ for scheme, color in [("kaiming_normal", "C0"), ("xavier_normal", "C1")]:
         f"{scheme}: output second moment at init {rows[-1].act_mean_sq:.2e}, "
         f"final loss {hist.epoch_loss[-1]:.3f}"
     )
+    out_sq[scheme] = rows[-1].act_mean_sq
+# Xavier over He, layer by layer: (2 / (n_in + n_out)) / (2 / n_in) = n_in / (n_in + n_out)
+ratio = math.prod(a / (a + b) for a, b in itertools.pairwise(SIZES))
+print(
+    f"Xavier/He output second moment: measured {out_sq['xavier_normal'] / out_sq['kaiming_normal']:.3e}, "
+    f"predicted {ratio:.3e} (2^-28 = {2.0**-28:.3e})"
+)
 ax0.set(xlabel="layer", ylabel=r"$\mathbb{E}[y_l^2]$", title="signal at initialization")
 ax1.set(xlabel="step", ylabel="training loss (mean of 5 steps)", title="first epoch")
 ax0.legend(fontsize=8)
@@ -75,5 +86,5 @@ plt.show()
 # %%
 # Takeaway
 # --------
-# At depth 30 a factor of one half per layer is a factor of :math:`2^{-29} \approx 2\times10^{-9}`: Xavier's
+# At depth 30, twenty-eight factors of one half and two milder ones make about :math:`3\times10^{-9}`: Xavier's
 # network starts with no signal and no gradient, and its loss stays at :math:`\ln 10`. He's keeps both.
