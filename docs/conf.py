@@ -34,6 +34,8 @@ version = release
 # -- General -----------------------------------------------------------------------------------------------
 extensions = [
     "myst_nb",
+    # After myst_nb, before sphinx_gallery: starts the stale pages' execution before the examples run.
+    "initbook_execute",
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
