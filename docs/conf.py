@@ -97,6 +97,9 @@ napoleon_use_ivar = True  # dataclass "Attributes:" as fields, not duplicate att
 
 # -- doctest -------------------------------------------------------------------------------------------------
 doctest_global_setup = "import math\nimport torch\nimport initbook"
+# Only the pages' {doctest} blocks: the docstrings' examples (plain >>> blocks on the API pages) are run by
+# `pytest --doctest-modules` in `nox -s tests`; running them here too doubled the doctest builder's work.
+doctest_test_doctest_blocks = ""
 trim_doctest_flags = True
 doctest_default_flags = (
     doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.DONT_ACCEPT_TRUE_FOR_1

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 import time
 import uuid
@@ -205,10 +206,11 @@ def _settings(app: Sphinx) -> tuple[int, int]:
 def _start(app: Sphinx) -> None:
     jobs, threads = _settings(app)
     _use_book_kernels(threads)
-    # The gallery scripts run in this process at the same time as the kernels: the same thread count.
-    import torch
-
-    torch.set_num_threads(threads)
+    # The gallery scripts run in this process at the same time as the kernels: the same thread count (torch
+    # reads the variable when it is imported; it is not imported here unless conf.py did).
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     nb_config = getattr(app.env, "mystnb_config", None)
     if (
         nb_config is None
