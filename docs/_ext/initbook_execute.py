@@ -13,9 +13,10 @@ This extension runs first, at ``builder-inited``:
 2. It executes them on ``initbook_execution_jobs`` threads (default: one per CPU), longest first (the
    duration of the page's previous execution, or its timeout), each thread driving one Jupyter kernel
    through myst-nb's own cache client. Meanwhile sphinx-gallery runs the gallery scripts in the main thread.
-3. At ``env-before-read-docs`` it waits for them. myst-nb then finds every page in the cache. A page that
-   failed is left out of the cache, so myst-nb executes it again while reading and reports the error as
-   usual.
+3. Sphinx then reads the documents one by one while the kernels go on; before it reads a page that is being
+   executed (``source-read``), it waits for that page only. myst-nb then finds the page in the cache. A page
+   that failed is left out of the cache, so myst-nb executes it again while reading and reports the error
+   as usual.
 
 Every kernel, and the gallery, runs torch with ``initbook_kernel_threads`` threads (default: the CPUs divided
 by the jobs, at least one), whatever the number of pages that happen to be stale, so a page computes the same
@@ -244,28 +245,36 @@ def _start(app: Sphinx) -> None:
     setattr(app, _STATE_KEY, futures)
 
 
-def _wait(app: Sphinx, env: Any, docnames: list[str]) -> None:
+def _wait_for(app: Sphinx, docname: str) -> None:
+    """Wait until the parallel execution of ``docname`` (if any) has finished, and report how it went."""
     futures: dict[str, Future] = getattr(app, _STATE_KEY, None) or {}
-    if not futures:
+    future = futures.pop(docname, None)
+    if future is None:
         return
-    start = time.perf_counter()
-    for docname, future in futures.items():
-        try:
-            seconds = future.result()
-        except Exception as exc:  # noqa: BLE001 (reported again, properly, by myst-nb while reading)
-            logger.info(
-                f"parallel execution failed ({type(exc).__name__}: {exc}); myst-nb retries it",
-                location=docname,
-            )
-        else:
-            logger.verbose(f"executed in {seconds:.1f} s (parallel)", location=docname)
-    waited = time.perf_counter() - start
-    logger.info(f"parallel page execution done (waited {waited:.0f} s after the gallery)")
-    setattr(app, _STATE_KEY, {})
+    try:
+        seconds = future.result()
+    except Exception as exc:  # noqa: BLE001 (reported again, properly, by myst-nb while reading)
+        logger.info(
+            f"parallel execution failed ({type(exc).__name__}: {exc}); myst-nb retries it",
+            location=docname,
+        )
+    else:
+        logger.verbose(f"executed in {seconds:.1f} s (parallel)", location=docname)
+
+
+def _before_read(app: Sphinx, docname: str, source: list[str]) -> None:
+    # Sphinx reads the documents one by one while the kernels run; a page waits for its own execution only.
+    _wait_for(app, docname)
+
+
+def _wait_all(app: Sphinx, env: Any) -> None:
+    # Pages that Sphinx did not read (not outdated) may still be executing: finish before writing.
+    for docname in list(getattr(app, _STATE_KEY, None) or {}):
+        _wait_for(app, docname)
 
 
 def setup(app: Sphinx) -> dict:
-    """Register the configuration values and the two event handlers.
+    """Register the configuration values and the event handlers.
 
     Order matters: ``conf.py`` lists this extension after ``myst_nb`` and before sphinx-gallery, so that at
     ``builder-inited`` (same priority) myst-nb has built its configuration and sphinx-gallery has not yet
@@ -274,5 +283,6 @@ def setup(app: Sphinx) -> dict:
     app.add_config_value("initbook_execution_jobs", None, "", types=(int, type(None)))
     app.add_config_value("initbook_kernel_threads", None, "", types=(int, type(None)))
     app.connect("builder-inited", _start)
-    app.connect("env-before-read-docs", _wait)
+    app.connect("source-read", _before_read)
+    app.connect("env-updated", _wait_all)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}
