@@ -8,7 +8,7 @@ re-installed only when ``pyproject.toml`` or ``constraints.txt`` change, so torc
     nox -s docs               # the book: HTML with -W -n --keep-going, then the doctest builder
     nox -s docs-fast          # the book without executing pages or examples (layout work)
     nox -s serve              # build the book, then serve it on http://localhost:8000
-    nox -s lint               # ruff check and ruff format --check
+    nox -s lint               # ruff check, ruff format --check, workflow files against their schema
     nox -s site               # the built book in headless Chromium (after docs; needs chromium, chromedriver)
     nox -s example -- plot_nonfinite_step   # run one gallery script through Sphinx
     nox -s reproducibility    # build the book twice from clean copies and compare every result
