@@ -138,6 +138,11 @@ def _measure(copy: Path, prose_edit: bool) -> dict:
     out: dict = {"load_before": _load()}
     out["clean_s"], log = _run_build(copy, _sphinx("html", copy))
     out["clean_executed"] = len(_executed(log))
+    docs = f"{copy / 'docs'}/"
+    out["page_seconds"] = {  # read by docs/_ext/initbook_execute.py to order a clean build's pages
+        path.removeprefix(docs): float(seconds)
+        for path, seconds in re.findall(r"(\S+\.md): Executed notebook in ([\d.]+) seconds", log)
+    }
     out["load_after_clean"] = _load()
     commands = _rebuild_command(copy)
     # once untimed: the doctest builder's first run after the clean HTML build

@@ -83,6 +83,9 @@ nb_merge_streams = True
 nb_output_stderr = "warn"
 nb_execution_cache_path = str(HERE / "_build" / ".jupyter_cache")
 nb_kernel_rgx_aliases = {".*": "python3"}
+# initbook_execute: stale pages run in parallel, longest first; a clean build takes the order from the page
+# times of the last `nox -s benchmarks` run.
+initbook_execution_hints = "../benchmarks/results.json"
 
 # -- autodoc ---------------------------------------------------------------------------------------------
 autodoc_member_order = "bysource"

@@ -11,7 +11,8 @@ This extension runs first, at ``builder-inited``:
    cache, exactly as myst-nb does: the same reader, kernel aliases and per-page configuration, so that the
    cache entry it writes is the one myst-nb looks up.
 2. It executes them on ``initbook_execution_jobs`` threads (default: one per CPU), longest first (the
-   duration of the page's previous execution, or its timeout), each thread driving one Jupyter kernel
+   duration of the page's previous execution in the cache, else the one recorded by ``nox -s benchmarks``
+   in ``initbook_execution_hints``, else a guess), each thread driving one Jupyter kernel
    through myst-nb's own cache client. Meanwhile sphinx-gallery runs the gallery scripts in the main thread.
 3. Sphinx then reads the documents one by one while the kernels go on; before it reads a page that is being
    executed (``source-read``), it waits for that page only. myst-nb then finds the page in the cache. A page
@@ -27,6 +28,7 @@ page.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -169,8 +171,30 @@ def _nb_page(app: Sphinx, docname: str, path: Path, cache: Any, durations: dict)
         pass
     else:
         return None  # already in the cache: myst-nb will use it
-    expected = durations.get(str(path), float(nb_config.execution_timeout or 0))
+    expected = durations.get(str(path))
+    if expected is None:
+        # No execution of this page in the cache: the guess decides the order. Training on MNIST is what
+        # takes long in this book, so those pages go first.
+        code = "".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+        share = 1.0 if "load_mnist(" in code else 0.5
+        expected = share * float(nb_config.execution_timeout or 0)
     return _Page(docname, path, notebook, nb_config, reader.read_fmt, expected)
+
+
+def _hinted_durations(app: Sphinx) -> dict[str, float]:
+    """Execution times per page from ``initbook_execution_hints`` (``benchmarks/results.json``), if any.
+
+    ``nox -s benchmarks`` records how long each page took in its clean build; a clean build, which has no
+    cache to learn from, uses them to start the longest pages first.
+    """
+    if not app.config.initbook_execution_hints:
+        return {}
+    path = Path(app.confdir, app.config.initbook_execution_hints)
+    try:
+        pages = json.loads(path.read_text(encoding="utf-8"))["build"]["current"]["page_seconds"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {str(Path(app.srcdir, name)): float(seconds) for name, seconds in pages.items()}
 
 
 def _previous_durations(cache: Any) -> dict[str, float]:
@@ -222,7 +246,7 @@ def _start(app: Sphinx) -> None:
     from jupyter_cache import get_cache
 
     cache = get_cache(nb_config.execution_cache_path or ".jupyter_cache")
-    durations = _previous_durations(cache)
+    durations = {**_hinted_durations(app), **_previous_durations(cache)}
     project = Project(app.srcdir, app.config.source_suffix)
     excluded = [*app.config.exclude_patterns, *app.config.templates_path, "**/_sources", ".#*"]
     pages = []
@@ -282,6 +306,7 @@ def setup(app: Sphinx) -> dict:
     """
     app.add_config_value("initbook_execution_jobs", None, "", types=(int, type(None)))
     app.add_config_value("initbook_kernel_threads", None, "", types=(int, type(None)))
+    app.add_config_value("initbook_execution_hints", None, "", types=(str, type(None)))
     app.connect("builder-inited", _start)
     app.connect("source-read", _before_read)
     app.connect("env-updated", _wait_all)
