@@ -8,7 +8,7 @@ re-installed only when ``pyproject.toml`` or ``constraints.txt`` change, so torc
     nox -s docs               # the book: HTML with -W -n --keep-going, then the doctest builder
     nox -s docs-fast          # the book without executing pages or examples (layout work)
     nox -s serve              # build the book, then serve it on http://localhost:8000
-    nox -s lint               # ruff check and ruff format --check
+    nox -s lint               # ruff check, ruff format --check, workflow files against their schema
     nox -s site               # the built book in headless Chromium (after docs; needs chromium, chromedriver)
     nox -s example -- plot_nonfinite_step   # run one gallery script through Sphinx
     nox -s reproducibility    # build the book twice from clean copies and compare every result
@@ -70,10 +70,13 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint and check formatting with ruff."""
+    """Lint and check formatting with ruff; validate the GitHub workflow files against their schema."""
     _install(session, "lint", package=False)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.y*ml"))
+    if workflows:  # offline: the schema is the copy vendored in check-jsonschema
+        session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
 
 
 def _docs_env() -> dict[str, str]:
@@ -125,7 +128,11 @@ def _check_rendered(session: nox.Session, html: Path) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the book with warnings as errors, then run its doctests on the same doctrees.
+    """Build the book with warnings as errors, then run its pages' doctests on the same doctrees.
+
+    Stale pages are executed in parallel, one Jupyter kernel per CPU (``docs/_ext/initbook_execute.py``);
+    pages whose code is unchanged come from the execution cache in ``docs/_build/.jupyter_cache``, gallery
+    scripts whose source is unchanged from ``docs/auto_examples``.
 
     Pass ``--clean`` after ``--`` to delete the previous build (and the execution cache) first.
     """
@@ -138,9 +145,9 @@ def docs(session: nox.Session) -> None:
             DOCS / "api" / "generated",
         ):
             shutil.rmtree(path, ignore_errors=True)
-    _sphinx(session, "html", BUILD / "html", *SPHINX_STRICT)
+    # HTML, then the pages' doctests on the same doctrees, in one process (tools/build_docs.py).
+    session.run("python", str(ROOT / "tools" / "build_docs.py"), env=_docs_env())
     _check_rendered(session, BUILD / "html")
-    _sphinx(session, "doctest", BUILD / "doctest", *SPHINX_STRICT)
     session.log(f"The book is in {BUILD / 'html'}; open index.html or run `nox -s serve`.")
 
 

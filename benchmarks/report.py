@@ -78,11 +78,40 @@ def trace_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def _loads(b: dict) -> str:
+    before, after = b.get("load_before"), b.get("load_after")
+    if not before or not after:
+        return "not recorded"
+    return f"{before[0]:.1f} → {after[0]:.1f}"
+
+
 def build_table(results: dict) -> str:
     b = results.get("build") or {}
-    rows = ["| build | wall time |", "| --- | ---: |"]
-    rows.append(f"| clean build (every page and example executed) | {_s(b.get('clean_s'))} |")
-    rows.append(f"| rebuild with no change | {_s(b.get('rebuild_s'))} |")
+    if "baseline" not in b:  # results of a run before the side-by-side comparison
+        rows = ["| build | wall time |", "| --- | ---: |"]
+        rows.append(f"| clean build (every page and example executed) | {_s(b.get('clean_s'))} |")
+        rows.append(f"| rebuild with no change | {_s(b.get('rebuild_s'))} |")
+        return "\n".join(rows)
+    base, cur = b["baseline"], b["current"]
+    rows = [
+        f"| build | commit {b['baseline_rev']} | this version | speed-up |",
+        "| --- | ---: | ---: | ---: |",
+        (
+            f"| clean build, HTML (every page and example executed) | {_s(base['clean_s'])} | "
+            f"{_s(cur['clean_s'])} | {base['clean_s'] / cur['clean_s']:.2f}x |"
+        ),
+        (
+            f"| rebuild with no change, HTML and doctests (`nox -s docs`) | {_s(base['rebuild_s'])} | "
+            f"{_s(cur['rebuild_s'])} | {base['rebuild_s'] / cur['rebuild_s']:.2f}x |"
+        ),
+    ]
+    if "prose_edit_s" in cur:
+        executed = ", ".join(cur["prose_edit_executed"]) or "nothing"
+        rows.append(
+            f"| rebuild after an edit to one page's prose (executed: {executed}) | | "
+            f"{_s(cur['prose_edit_s'])} | |"
+        )
+    rows.append(f"| 1-minute load average, before → after | {_loads(base)} | {_loads(cur)} | |")
     return "\n".join(rows)
 
 

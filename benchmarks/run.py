@@ -2,8 +2,9 @@
 
 Writes ``benchmarks/results.json`` (machine, CPU, torch version, date, thread counts, load average) and
 prints the tables that the book's "How fast is it" appendix renders from that file. Run it through
-``nox -s benchmarks`` (add ``-- --skip-build`` to leave out the two documentation builds, which take
-minutes). Nothing here is run by the tests.
+``nox -s benchmarks`` (add ``-- --skip-build`` to leave out the documentation builds, which take minutes:
+clean builds of ``--baseline-rev`` and of the working tree side by side, their rebuilds with no change, and
+a rebuild after an edit to one page's prose). Nothing here is run by the tests.
 
 Every comparison runs its variants side by side: the repeats are interleaved (A, B, A, B, ...) so that a
 burst of load from other processes hits both, and the median is reported. Each comparison runs with one
@@ -18,6 +19,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -65,39 +67,138 @@ def cpu_model() -> str:
 
 
 # -- documentation builds --------------------------------------------------------------------------------
-def sphinx(copy: Path) -> float:
-    docs = copy / "docs"
+# A sentence appended to one page's prose for the "edit prose, rebuild" measurement: it must execute nothing.
+PROSE_EDIT = ("docs/foundations/pitfalls.md", "\n\nA sentence added by `nox -s benchmarks`.\n")
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _run_build(copy: Path, command: list[str]) -> tuple[float, str]:
+    """Run one build command in ``copy``; return its wall time and its output (stdout and stderr)."""
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(copy)}
-    env.pop("MPLBACKEND", None)
+    env.pop("MPLBACKEND", None)  # the kernels need matplotlib's inline backend
     start = time.perf_counter()
-    subprocess.run(
-        [
-            *(sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "-n", "-T"),
-            *("-d", str(docs / "_build" / "doctrees"), str(docs), str(docs / "_build" / "html")),
-        ],
-        check=True,
-        env=env,
-    )
-    return time.perf_counter() - start
+    done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        sys.stderr.write(done.stdout[-5000:] + done.stderr[-5000:])
+        raise SystemExit(f"build failed in {copy}: {' '.join(command)}")
+    return seconds, done.stdout + done.stderr
 
 
-def build_times() -> dict[str, float]:
-    """A clean build in a fresh copy of the sources, then a rebuild of that copy with nothing changed."""
+def _sphinx(builder: str, copy: Path) -> list[str]:
+    docs = copy / "docs"
+    return [
+        *(sys.executable, "-m", "sphinx", "-b", builder, "-W", "--keep-going", "-n", "-T"),
+        *("-d", str(docs / "_build" / "doctrees"), str(docs), str(docs / "_build" / builder)),
+    ]
+
+
+def _rebuild_command(copy: Path) -> list[list[str]]:
+    """What ``nox -s docs`` runs in ``copy``: tools/build_docs.py if it has one, else the two builders."""
+    if (copy / "tools" / "build_docs.py").is_file():
+        return [[sys.executable, str(copy / "tools" / "build_docs.py")]]
+    return [_sphinx("html", copy), _sphinx("doctest", copy)]
+
+
+def _executed(log: str) -> list[str]:
+    """Pages and gallery scripts a build log says were executed."""
+    pages = re.findall(r"(\S+\.md): Executed notebook", log)
+    gallery = re.search(r"Sphinx-Gallery successfully executed (\d+) out of", log)
+    ran = int(gallery.group(1)) if gallery else 0
+    return [Path(p).name for p in pages] + ([f"{ran} gallery script(s)"] if ran else [])
+
+
+def _export(rev: str | None, dest: Path) -> Path:
+    """The sources of commit ``rev`` (``git archive``), or of the working tree if ``rev`` is None."""
+    dest.mkdir(parents=True)
+    if rev is not None:
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", rev], cwd=ROOT, check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        return dest
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
         check=True,
         capture_output=True,
     ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
+def _measure(copy: Path, prose_edit: bool) -> dict:
+    """Clean build (html, strict), a rebuild with no change (as ``nox -s docs``), and a prose edit."""
+    out: dict = {"load_before": _load()}
+    out["clean_s"], log = _run_build(copy, _sphinx("html", copy))
+    out["clean_executed"] = len(_executed(log))
+    docs = f"{copy / 'docs'}/"
+    out["page_seconds"] = {  # read by docs/_ext/initbook_execute.py to order a clean build's pages
+        path.removeprefix(docs): float(seconds)
+        for path, seconds in re.findall(r"(\S+\.md): Executed notebook in ([\d.]+) seconds", log)
+    }
+    out["load_after_clean"] = _load()
+    commands = _rebuild_command(copy)
+    # once untimed: the doctest builder's first run after the clean HTML build
+    for command in commands:
+        _run_build(copy, command)
+    seconds, logs = 0.0, ""
+    for command in commands:
+        s, log = _run_build(copy, command)
+        seconds, logs = seconds + s, logs + log
+    out["rebuild_s"], out["rebuild_executed"] = seconds, _executed(logs)
+    if prose_edit:
+        page = copy / PROSE_EDIT[0]
+        page.write_text(page.read_text(encoding="utf-8") + PROSE_EDIT[1], encoding="utf-8")
+        seconds, logs = 0.0, ""
+        for command in commands:
+            s, log = _run_build(copy, command)
+            seconds, logs = seconds + s, logs + log
+        out["prose_edit_s"], out["prose_edit_executed"] = seconds, _executed(logs)
+    out["load_after"] = _load()
+    return out
+
+
+def build_times(baseline_rev: str) -> dict:
+    """Clean builds of ``baseline_rev`` and of the working tree, side by side, and their rebuilds.
+
+    Each build runs in a fresh export of the sources (no build, no execution cache, no gallery outputs), one
+    after the other on the same machine; the load average is recorded around each, since a clean build takes
+    minutes and other processes change the result. The ratio (baseline / current) is the number to trust.
+    """
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", baseline_rev],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="initbook-bench-") as tmp:
-        copy = Path(tmp)
-        for name in filter(None, listed.split("\0")):
-            if (ROOT / name).is_file():
-                (copy / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / name, copy / name)
-        clean = sphinx(copy)
-        rebuild = sphinx(copy)
-    return {"clean_s": clean, "rebuild_s": rebuild}
+        print(f"  clean build of {rev} (baseline) ...", flush=True)
+        base = _measure(_export(baseline_rev, Path(tmp) / "baseline"), prose_edit=False)
+        print(f"    {base['clean_s']:.0f} s; rebuild {base['rebuild_s']:.1f} s", flush=True)
+        print("  clean build of the working tree ...", flush=True)
+        current = _measure(_export(None, Path(tmp) / "current"), prose_edit=True)
+        print(
+            f"    {current['clean_s']:.0f} s; rebuild {current['rebuild_s']:.1f} s; prose edit "
+            f"{current['prose_edit_s']:.1f} s, executed {current['prose_edit_executed'] or 'nothing'}",
+            flush=True,
+        )
+    return {
+        "baseline_rev": rev,
+        "baseline": base,
+        "current": current,
+        "clean_s": current["clean_s"],
+        "rebuild_s": current["rebuild_s"],
+        "clean_ratio": base["clean_s"] / current["clean_s"],
+        "rebuild_ratio": base["rebuild_s"] / current["rebuild_s"],
+    }
 
 
 # -- gallery examples ------------------------------------------------------------------------------------
@@ -139,11 +240,26 @@ def seed_mean_square_loop(n: int, trials: int) -> float:
     return sqr / trials
 
 
-def batched_mean_square(n: int, trials: int) -> float:
-    def sample(b, g):
-        return torch.randn(b, n, n, generator=g) @ torch.randn(b, n, 1, generator=g)
+# Bytes of matrices per batch of trials: the budget matmul_map's blocks of chains use (about a cache's worth).
+BATCH_BYTES = 4 * 2**20
 
-    return initbook.stats.monte_carlo(sample, "mean_sq", trials, generator=torch.Generator()).value
+
+def batched_mean_square(n: int, trials: int) -> float:
+    """``monte_carlo`` with the batch chosen by size: as many trials as fit their matrices in 4 MB.
+
+    Drawing the matrices dominates (26 million normal numbers at n = 512, on both sides); a batch that fits in
+    the CPU cache avoids streaming 100 MB through memory, and the row-vector product ``x a^T`` uses torch's
+    matrix-vector kernel instead of its slower batched column-vector one (see ``stats._matvec``).
+    """
+
+    def sample(b, g):
+        x = torch.randn(b, 1, n, generator=g)
+        return x @ torch.randn(b, n, n, generator=g).transpose(-1, -2)
+
+    batch = max(1, BATCH_BYTES // (4 * n * n))
+    return initbook.stats.monte_carlo(
+        sample, "mean_sq", trials, generator=torch.Generator(), batch=batch
+    ).value
 
 
 def seed_nan_step_loop(n: int, trials: int) -> list[int]:
@@ -319,6 +435,11 @@ def trace_overhead(repeats: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-build", action="store_true", help="do not time the docs builds")
+    parser.add_argument(
+        "--baseline-rev",
+        default="HEAD~1",
+        help="commit whose clean build is timed beside the working tree's (default: HEAD~1)",
+    )
     parser.add_argument("--skip-examples", action="store_true", help="do not time gallery examples")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=2)
@@ -352,7 +473,7 @@ def main() -> None:
         print("docs builds: skipped (--skip-build); keeping the previous results, if any")
     else:
         print("docs builds (clean, then no change) ...", flush=True)
-        results["build"] = build_times()
+        results["build"] = build_times(args.baseline_rev)
     if args.skip_examples:
         results["examples"] = previous.get("examples") or []
         print("gallery examples: skipped (--skip-examples); keeping the previous results, if any")

@@ -34,6 +34,8 @@ version = release
 # -- General -----------------------------------------------------------------------------------------------
 extensions = [
     "myst_nb",
+    # After myst_nb, before sphinx_gallery: starts the stale pages' execution before the examples run.
+    "initbook_execute",
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
@@ -82,6 +84,9 @@ nb_merge_streams = True
 nb_output_stderr = "warn"
 nb_execution_cache_path = str(HERE / "_build" / ".jupyter_cache")
 nb_kernel_rgx_aliases = {".*": "python3"}
+# initbook_execute: stale pages run in parallel, longest first; a clean build takes the order from the page
+# times of the last `nox -s benchmarks` run.
+initbook_execution_hints = "../benchmarks/results.json"
 
 # -- autodoc ---------------------------------------------------------------------------------------------
 autodoc_member_order = "bysource"
@@ -96,6 +101,9 @@ napoleon_use_ivar = True  # dataclass "Attributes:" as fields, not duplicate att
 
 # -- doctest -------------------------------------------------------------------------------------------------
 doctest_global_setup = "import math\nimport torch\nimport initbook"
+# Only the pages' {doctest} blocks: the docstrings' examples (plain >>> blocks on the API pages) are run by
+# `pytest --doctest-modules` in `nox -s tests`; running them here too doubled the doctest builder's work.
+doctest_test_doctest_blocks = ""
 trim_doctest_flags = True
 doctest_default_flags = (
     doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.DONT_ACCEPT_TRUE_FOR_1

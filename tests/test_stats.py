@@ -139,6 +139,92 @@ def test_matmul_map_bad_arguments(kwargs, error, match):
         stats.matmul_map(**kwargs)
 
 
+def test_matmul_map_draws_what_it_always_drew(seed):
+    """The random draws do not depend on how the products are computed: reuse=True draws all matrices
+    once, at construction; reuse=False draws a fresh (trials, n, n) batch at every call."""
+    n, trials, scale = 16, 5, 0.5
+    for reuse in (True, False):
+        gen, ref = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        step = stats.matmul_map(n, scale=scale, trials=trials, reuse=reuse, generator=gen)
+        x = torch.randn(trials, n, generator=gen)
+        y = step(step(x))
+
+        def draw(ref=ref):
+            return torch.empty(trials, n, n).normal_(0.0, scale, generator=ref)
+
+        if reuse:
+            a1 = a2 = draw()
+            x_ref = torch.randn(trials, n, generator=ref)
+        else:
+            x_ref = torch.randn(trials, n, generator=ref)
+            a1, a2 = draw(), draw()
+        assert torch.equal(x, x_ref)
+        assert torch.equal(gen.get_state(), ref.get_state())
+
+        def mv(a, v):
+            return torch.einsum("tij,tj->ti", a.double(), v.double())
+
+        # |fl(a x) - a x| <= gamma_n |a| |x| for each float32 product (Higham, Thm 3.5); two products,
+        # the second of a rounded vector: 3 gamma_n |a2| |a1| |x| bounds the total to first order.
+        u = 2.0**-24
+        gamma = n * u / (1 - n * u)
+        bound = 3 * gamma * mv(a2.abs(), mv(a1.abs(), x_ref.abs()))
+        assert bool(((y.double() - mv(a2, mv(a1, x_ref))).abs() <= bound).all())
+
+
+def _big_reused_map(seed, trials=12, n=48):
+    return stats.matmul_map(
+        n, trials=trials, reuse=True, generator=torch.Generator().manual_seed(seed)
+    )
+
+
+def test_chain_blocks_only_split_large_reused_maps(monkeypatch, seed):
+    step = _big_reused_map(seed)
+    x0 = torch.ones(12, 48)
+    matrix = 48 * 48 * 4
+    monkeypatch.setattr(stats, "_BLOCK_BYTES", 5 * matrix)
+    assert stats._chain_blocks(step, x0) == [slice(0, 5), slice(5, 10), slice(10, 12)]
+    monkeypatch.setattr(stats, "_BLOCK_BYTES", matrix // 2)  # one chain per block, never zero
+    assert len(stats._chain_blocks(step, x0)) == 12
+    monkeypatch.setattr(stats, "_BLOCK_BYTES", 12 * matrix)  # everything fits: one block
+    assert stats._chain_blocks(step, x0) == [slice(0, 12)]
+    monkeypatch.setattr(stats, "_BLOCK_BYTES", matrix)
+    fresh = stats.matmul_map(
+        48, trials=12, reuse=False, generator=torch.Generator().manual_seed(seed)
+    )
+    assert stats._chain_blocks(fresh, x0) == [slice(0, 12)]  # splitting would reorder the draws
+    assert stats._chain_blocks(lambda x: x, x0) == [slice(0, 12)]  # any other map: all at once
+    assert stats._chain_blocks(step, torch.ones(3, 12, 48)) == [slice(0, 3)]  # not (trials, n)
+    with pytest.raises(ValueError, match="reuse=True"):
+        fresh.block(0, 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_iterating_in_blocks_gives_the_same_result_bit_for_bit(monkeypatch, seed, dtype):
+    """first_steps and trajectory return the same tensors whether the chains run together or in blocks."""
+    gen = torch.Generator().manual_seed(seed)
+    step = stats.matmul_map(48, scale=1e4, trials=12, reuse=True, dtype=dtype, generator=gen)
+    x0 = torch.randn(12, 48, generator=gen).to(dtype)
+    conditions = ("nonfinite", "inf", "nan", "mean_nan", "std_nan", "zero")
+    out = {}
+    for label, budget in (("together", 2**40), ("blocks", 5 * 48 * 48 * step.fixed.element_size())):
+        monkeypatch.setattr(stats, "_BLOCK_BYTES", budget)
+        assert len(stats._chain_blocks(step, x0)) == (1 if label == "together" else 3)
+        out[label] = (
+            stats.first_steps(step, x0, 80, conditions),
+            stats.trajectory(step, x0, 40, "rms"),
+            stats.trajectory(step, x0, 40, "std"),
+        )
+    steps_t, rms_t, std_t = out["together"]
+    steps_b, rms_b, std_b = out["blocks"]
+    for condition in conditions:
+        assert torch.equal(steps_t[condition], steps_b[condition])
+    # growth ~ 1e4 * sqrt(48) per step: every chain overflows, float64 too (after ~64 steps)
+    assert bool((steps_t["nonfinite"] > 0).all())
+    torch.testing.assert_close(rms_t, rms_b, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(std_t, std_b, rtol=0, atol=0, equal_nan=True)
+
+
 def test_trajectory_statistics():
     x0 = torch.tensor([[3.0, -3.0, 3.0, -3.0]])
     rms = stats.trajectory(lambda x: x / 3, x0, 2)

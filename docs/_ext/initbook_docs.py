@@ -59,8 +59,9 @@ _DEFAULT_THREADS: int | None = None
 def reset_torch(gallery_conf, fname):  # signature required by sphinx-gallery
     """Give every gallery example the same fresh torch state: seed 0, torch's default thread count, float32.
 
-    The thread count is restored to the value torch chose at start-up (one per physical core), so an
-    example that changes it cannot slow down or change the summation order of the ones after it.
+    The thread count is restored to the value in force when the first example ran (the build's threads
+    per kernel, set by ``initbook_execute``: the examples run beside the page kernels), so an example that
+    changes it cannot slow down or change the summation order of the ones after it.
     """
     global _DEFAULT_THREADS
     import torch
