@@ -5,7 +5,7 @@
  * same brackets and stopping rule), so that the browser shows the book's numbers. Gaussian expectations are
  *   - closed forms for linear, ReLU, leaky ReLU and erf (the same formulas as the Python library);
  *   - for tanh, GELU and SELU in one dimension, composite Gauss-Legendre quadrature on [-12, 0] and [0, 12]
- *     (panels that shrink geometrically (by 4) towards the kink at 0 and scale with 1/sqrt(q)), nodes computed at
+ *     (panels that shrink geometrically (by 2) towards the kink at 0 and scale with 1/sqrt(q)), nodes computed at
  *     load time by Newton's method on the Legendre polynomial;
  *   - in two dimensions, E[phi(u1) phi(u2)] = E_z1[phi(sqrt(q) z1) G(sqrt(q) c z1)] with
  *     G(x) = E_z2[phi(x + sigma z2)], sigma = sqrt(q (1 - c^2)): G in closed form for GELU and SELU (so the
@@ -147,7 +147,7 @@
     let t = Math.max(start, 1e-300);
     while (t < 1) {
       b.push(t);
-      t *= 4;
+      t *= 2;
     }
     for (let u = 1; u <= Z_MAX + 1e-12; u += 1) b.push(u);
     return b;
@@ -175,6 +175,10 @@
         k++;
       }
     }
+    // normalize as initbook.theory does (weights / their sum), so that E[1] = 1 exactly: 2 sum w = 1
+    let total = 0;
+    for (let i = 0; i < n; i++) total += 2 * w[i];
+    for (let i = 0; i < n; i++) w[i] /= total;
     rule = { z, w };
     if (panelCache.size > 64) panelCache.clear();
     panelCache.set(key, rule);
@@ -323,8 +327,9 @@
     return {
       f,
       df,
-      meanSq: (q) => expect1(sq(f), q),
-      dmeanSq: (q) => expect1(sq(df), q),
+      // at q = 0 every node sits at 0: phi(0)^2 and phi'(0)^2 exactly (chi1 = sigma_w^2 for tanh at q* = 0)
+      meanSq: (q) => (q === 0 ? f(0) ** 2 : expect1(sq(f), q)),
+      dmeanSq: (q) => (q === 0 ? df(0) ** 2 : expect1(sq(df), q)),
       cross: (q, c) => two(f, G, q, c),
       dcross: (q, c) => two(df, DG, q, c),
       homogeneous: false,
