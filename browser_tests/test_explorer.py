@@ -516,6 +516,13 @@ def test_explorer_light_dark_and_phone(browser, server, screenshots: Path) -> No
     setting = "?act=tanh&init=gain53&sb2=0&depth=100&mc=1&width=64"
 
     def shoot(name: str) -> None:
+        # wait for the critical line and the Monte-Carlo samples, which are drawn after the first paint
+        ready = """const r = document.querySelector('.initbook-explorer');
+            return !!(r.dataset.mcDone && r.querySelector("svg[id$='-phase']").dataset.line);"""
+        deadline = time.monotonic() + 60
+        while not browser.execute_script(ready):
+            assert time.monotonic() < deadline, f"{name}: the plots were not complete after 60 s"
+            time.sleep(0.1)
         browser.execute_script("document.querySelector('.initbook-explorer').scrollIntoView()")
         time.sleep(0.2)
         path = screenshots / f"explorer-{name}.png"

@@ -259,6 +259,8 @@
     const parsed = parseState(query);
     const state = parsed.state;
     const critCache = new Map();
+    const pointCache = new Map();
+    const mapCache = new Map();
     let generation = 0;
     const mc = { gen: -1, runs: [] };
     const self = { root, state, lastUpdateMs: NaN, notes: parsed.notes.slice(), mc };
@@ -451,15 +453,38 @@
       onChange();
     });
 
-    function criticalLine(act) {
-      let line = critCache.get(act);
-      if (!line) {
-        const sb = [];
-        for (let i = 0; i <= 40; i++) sb.push((LIMITS.sb2.max * i) / 40);
-        line = { sb, sw: T.criticalLine(sb, act) };
-        critCache.set(act, line);
+    /* The critical line of the activation: 25 bisections, computed once per activation and after the first
+       paint (an activation change draws the other plots at once and the line a moment later). */
+    let pendingLine = null;
+    function drawPhase() {
+      const { act, sw2, sb2 } = state;
+      const line = critCache.get(act);
+      if (!line && pendingLine !== act) {
+        pendingLine = act;
+        setTimeout(() => {
+          if (!critCache.has(act)) {
+            const sb = [];
+            for (let i = 0; i <= 24; i++) sb.push((LIMITS.sb2.max * i) / 24);
+            critCache.set(act, { sb, sw: T.criticalLine(sb, act) });
+          }
+          pendingLine = null;
+          if (state.act === act) drawPhase();
+        }, 0);
       }
-      return line;
+      drawPlot(svgP, {
+        description: `Phase diagram: the critical line of ${ACT_LABELS[act]} and the current point σ_w² = ${fmt(sw2)}, σ_b² = ${fmt(sb2)}`,
+        xlabel: "σ_w²",
+        ylabel: "σ_b²  (click to choose)",
+        xlim: [0, LIMITS.sw2.max],
+        ylim: [0, LIMITS.sb2.max],
+        series: line ? [{ x: line.sw, y: line.sb, cls: "ie-critical" }] : [],
+        markers: [{ x: sw2, y: sb2, cls: "ie-point" }],
+        texts: [
+          { x: 0.9, y: 1.75, text: "ordered" },
+          { x: 6.8, y: 1.75, text: "chaotic" },
+        ],
+      });
+      svgP.dataset.line = line ? act : "";
     }
 
     function scaleText(s, what) {
@@ -483,14 +508,35 @@
       const t0 = performance.now();
       const gen = ++generation;
       const { act, sw2, sb2, depth, c0 } = state;
-      const maps = T.iterateMaps(1.0, c0, sw2, sb2, depth, act);
-      const fixed = T.fixedPointC(sw2, sb2, act);
+      // what depends only on (activation, sigma_w^2, sigma_b^2) is kept, so depth and c0 changes are cheap
+      const key = `${act}|${sw2}|${sb2}`;
+      let point = pointCache.get(key);
+      if (!point) {
+        const fixed = T.fixedPointC(sw2, sb2, act);
+        point = {
+          fixed,
+          chi: T.chi1(sw2, sb2, act),
+          xic: T.correlationDepthScale(sw2, sb2, act, fixed),
+          xig: T.gradientDepthScale(sw2, sb2, act),
+          crit: T.criticalLine([sb2], act)[0],
+        };
+        if (pointCache.size > 256) pointCache.clear();
+        pointCache.set(key, point);
+      }
+      const mapKey = `${key}|${c0}`;
+      let cached = mapCache.get(mapKey);
+      if (!cached || cached.depth < depth) {
+        cached = { depth, maps: T.iterateMaps(1.0, c0, sw2, sb2, depth, act) };
+        if (mapCache.size > 64) mapCache.clear();
+        mapCache.set(mapKey, cached);
+      }
+      const maps = {
+        q: cached.maps.q.subarray(0, depth + 1),
+        c: cached.maps.c.subarray(0, depth + 1),
+        gain: cached.maps.gain.subarray(0, depth + 1),
+      };
+      const { fixed, chi, xic, xig, crit } = point;
       const { q: qstar, c: cstar } = fixed;
-      const chi = T.chi1(sw2, sb2, act);
-      const xic = T.correlationDepthScale(sw2, sb2, act, fixed);
-      const xig = T.gradientDepthScale(sw2, sb2, act);
-      const line = criticalLine(act);
-      const crit = T.criticalLine([sb2], act)[0];
 
       let phase;
       if (Number.isNaN(chi)) phase = "undefined (q grows without bound)";
@@ -532,19 +578,7 @@
         log: true,
         series: [...sampleSeries("gain"), { x: layers, y: maps.gain, cls: "ie-theory" }],
       });
-      drawPlot(svgP, {
-        description: `Phase diagram: the critical line of ${ACT_LABELS[act]} and the current point σ_w² = ${fmt(sw2)}, σ_b² = ${fmt(sb2)}`,
-        xlabel: "σ_w²",
-        ylabel: "σ_b²  (click to choose)",
-        xlim: [0, LIMITS.sw2.max],
-        ylim: [0, LIMITS.sb2.max],
-        series: [{ x: line.sw, y: line.sb, cls: "ie-critical" }],
-        markers: [{ x: sw2, y: sb2, cls: "ie-point" }],
-        texts: [
-          { x: 0.9, y: 1.75, text: "ordered" },
-          { x: 6.8, y: 1.75, text: "chaotic" },
-        ],
-      });
+      drawPhase();
 
       legend.textContent = state.mc
         ? `Thick line: wide-network theory. Thin lines: ${NETWORKS} sampled networks of width ${state.width} (seed ${state.seed}).`
