@@ -548,7 +548,9 @@
       rd.chi.textContent = fmt(chi);
       rd.c.textContent = Math.abs(cstar) < 1e-12 ? `0 (to rounding: ${fmt(cstar)})` : fmt(cstar);
       rd.xic.textContent = scaleText(xic, "correlations");
-      rd.xig.textContent = scaleText(xig, "gradients");
+      rd.xig.textContent =
+        scaleText(xig, "gradients") +
+        (qstar === 0 && xig.kind === "finite" ? " (q* = 0: the signal dies out and gradients shrink by χ₁ = σ_w² φ′(0)² per layer)" : "");
 
       const layers = Array.from({ length: depth + 1 }, (_, i) => i);
       const mcRuns = state.mc && mc.gen === gen ? mc.runs : [];
