@@ -187,11 +187,12 @@ def site(session: nox.Session) -> None:
     Needs the system's ``chromium`` and ``chromedriver`` (Debian: ``apt-get install chromium
     chromium-driver``; set ``CHROMIUM``/``CHROMEDRIVER`` to use others). Screenshots of the landing page, a
     chapter and a gallery example, in light and dark mode and on a phone-sized screen, are written to
-    ``docs/_build/screenshots``. Extra arguments go to pytest.
+    ``docs/_build/screenshots``. The package is installed too: the explorer's test compares the page's
+    JavaScript with :mod:`initbook.theory`. Extra arguments go to pytest.
     """
     if not (BUILD / "html" / "index.html").is_file():
         session.error("no built book in docs/_build/html: run `nox -s docs` first")
-    _install(session, "site", package=False)
+    _install(session, "site")
     session.run(
         "pytest",
         "browser_tests",
