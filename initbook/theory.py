@@ -1039,9 +1039,13 @@ def _fixed_point_c(act: _Activation, sigma_w2: float, sigma_b2: float) -> tuple[
         return q, 1.0
 
     def f(c: float) -> float:
-        return _correlation_map(act, c, q, sigma_w2, sigma_b2) - c
+        value = _correlation_map(act, c, q, sigma_w2, sigma_b2) - c
+        # f(-1) >= 0 always (Cauchy-Schwarz). For an odd phi without bias c = -1 is itself an (unstable)
+        # fixed point, f(-1) = 0, and rounding can make it a tiny negative number, which would let the
+        # bisection converge to -1 instead of the stable c* in (-1, 1).
+        return max(value, 0.0) if c <= -1.0 else value
 
-    # f(-1) >= 0 always (Cauchy-Schwarz), and f(1 - d) < 0 for small d since the slope at 1 is chi1 > 1
+    # f(1 - d) < 0 for small d since the slope at 1 is chi1 > 1
     for k in range(1, 41):
         hi = 1.0 - 2.0**-k
         if f(hi) < 0.0:
@@ -1076,8 +1080,8 @@ def fixed_point_c(
     Examples:
         >>> initbook.theory.fixed_point_c(0.5, 0.1, "tanh")
         1.0
-        >>> abs(initbook.theory.fixed_point_c(3.0, 0.0, "tanh")) < 1e-12  # odd phi, no bias: c* = 0
-        True
+        >>> [abs(initbook.theory.fixed_point_c(s, 0.0, "tanh")) < 1e-12 for s in (2.0, 3.0)]  # odd phi: 0
+        [True, True]
         >>> initbook.theory.fixed_point_c(1.0, 0.0, "relu")  # the arc-cosine map: 1 - c ~ 1/l^2
         1.0
     """

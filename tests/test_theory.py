@@ -221,9 +221,11 @@ def test_mean_field_exact_facts():
         theory.fixed_point_c(0.5, 0.0, "linear")
     with pytest.raises(ValueError, match="known only for"):
         theory.correlation_depth_scale(0.5, 0.0, lambda x: torch.sin(x))
-    # odd phi without bias: in the chaotic phase c* = 0
-    assert theory.fixed_point_c(3.0, 0.0, "tanh") == pytest.approx(0.0, abs=1e-12)
-    assert theory.fixed_point_c(3.0, 0.0, "erf") == pytest.approx(0.0, abs=1e-12)
+    # odd phi without bias: in the chaotic phase c* = 0. c = -1 is a fixed point too (unstable), and at
+    # sigma_w2 = 2 and 2.5 rounding made C(-1) + 1 a hair negative, which once sent the bisection there.
+    for sigma_w2 in (1.2, 1.5, 2.0, 2.5, 3.0, 4.0):
+        assert theory.fixed_point_c(sigma_w2, 0.0, "tanh") == pytest.approx(0.0, abs=1e-12)
+        assert theory.fixed_point_c(sigma_w2, 0.0, "erf") == pytest.approx(0.0, abs=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -508,7 +508,8 @@
     });
   }
 
-  /* The correlation depth scale xi_c with the reason when there is no finite one:
+  /* The correlation depth scale xi_c with the reason when there is no finite one (then the value is
+     Infinity, as initbook.theory.correlation_depth_scale returns):
      {value, kind}: kind "finite", "critical" (chi_c = 1: infinite), "frozen" (q* = 0: the pre-activations
      shrink to 0, where a smooth phi is linear, and c stops changing: no approach to a fixed point at all),
      "power" (phi positively homogeneous and sigma_b^2 = 0, or q* infinite: C does not depend on q and its
@@ -516,10 +517,10 @@
   function correlationDepthScale(sw2, sb2, name, fixed) {
     const a = act(name);
     const { q, c } = fixed || fixedPointC(sw2, sb2, name);
-    if (name === "linear" && sb2 === 0) return { value: NaN, kind: "identity" };
+    if (name === "linear" && sb2 === 0) return { value: Infinity, kind: "identity" };
     if (a.homogeneous && (sb2 === 0 || !Number.isFinite(q))) return { value: Infinity, kind: "power" };
-    if (!Number.isFinite(q)) return { value: NaN, kind: "unbounded" };
-    if (q === 0) return { value: NaN, kind: "frozen" };
+    if (!Number.isFinite(q)) return { value: Infinity, kind: "unbounded" };
+    if (q === 0) return { value: Infinity, kind: "frozen" };
     const chiC = c === 1 ? chi1(sw2, sb2, name, q) : sw2 * a.dcross(q, c);
     if (chiC >= 1) return { value: Infinity, kind: "critical" };
     if (chiC <= 0) return { value: 0, kind: "finite" };
