@@ -868,14 +868,18 @@ def _build_report(
     weighted = {
         i
         for i, (_, m) in enumerate(rows)
-        if _weight(m) is not None or isinstance(m, nn.MultiheadAttention)
+        if _weight(m) is not None or isinstance(m, nn.MultiheadAttention | nn.RNNBase)
     }
     layers: list[LayerReport] = []
     previous: LayerReport | None = None
     for i, (r, m) in enumerate(rows):
         if i not in weighted:
             continue
-        if isinstance(m, nn.MultiheadAttention):
+        if isinstance(m, nn.RNNBase):  # the recurrent matrix of the first layer, reused every step
+            w, b = m.weight_hh_l0, getattr(m, "bias_hh_l0", None)
+            fan_in, fan_out = m.hidden_size, w.shape[0]
+            t_in, t_out = compute_fans(w)
+        elif isinstance(m, nn.MultiheadAttention):
             w = m.in_proj_weight if m.in_proj_weight is not None else m.q_proj_weight
             b = m.in_proj_bias
             fan_in, fan_out = compute_fans(w)
@@ -884,7 +888,10 @@ def _build_report(
             w, b = m.weight, getattr(m, "bias", None)
             fan_in, fan_out = fans_of(m)
             t_in, t_out = compute_fans(w)
-        nl = _nonlinearity_after([(x, mm) for x, mm in rows], i, weighted, override, r.name)
+        nl = _nonlinearity_after(rows, i, weighted, override, r.name)
+        if isinstance(m, nn.RNNBase) and not isinstance(override, str | Mapping):
+            nl = "relu" if getattr(m, "nonlinearity", "tanh") == "relu" else "tanh"
+
         wd = w.detach().double()
         w_std = float(wd.std(unbiased=False)) if w.numel() > 1 else 0.0
         gain = calculate_gain("tanh" if nl == "tanh" else "relu" if nl in _RELU_LIKE else "linear")
@@ -1195,8 +1202,14 @@ def _findings(
         torch_fans = {row.torch_fan_in, row.torch_fan_out}
         true_fans = {row.fan_in, row.fan_out}
         wrong = [f for f in torch_fans - true_fans if matches(f)]
-        if wrong and not any(matches(f) for f in true_fans):
-            kind = "transposed" if isinstance(m, nn.modules.conv._ConvTransposeNd) else "grouped"
+        transposed = isinstance(m, nn.modules.conv._ConvTransposeNd)
+        # torch's default reset_parameters: U(+-1/sqrt(torch fan_in)), std 1/sqrt(3 fan_in). On a transposed
+        # convolution torch's fan_in is the true fan_out, so only the gain 1/sqrt(3) gives it away.
+        default = transposed and row.torch_fan_in != row.fan_in
+        default = default and matches(row.torch_fan_in, {1.0 / math.sqrt(3.0)})
+        if default or (wrong and not any(matches(f) for f in true_fans)):
+            wrong = wrong or [row.torch_fan_in]
+            kind = "transposed" if transposed else "grouped"
             out.append(
                 _finding(
                     "torch_fans",

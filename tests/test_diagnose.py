@@ -478,3 +478,59 @@ def test_cli_version(capsys):
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.strip() == f"initbook {initbook.__version__}"
+
+
+class Recurrent(nn.Module):
+    def __init__(self, cell: type[nn.RNNBase]):
+        super().__init__()
+        self.rnn = cell(16, 32, batch_first=True)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1])
+
+
+@pytest.mark.parametrize("cell", [nn.RNN, nn.LSTM, nn.GRU])
+def test_recurrent_nets(gen, cell):
+    model = Recurrent(cell)
+    snap = snapshot(model)
+    report = diagnose(
+        model, torch.randn(8, 12, 16, generator=gen), target=torch.randint(0, 5, (8,))
+    )
+    row = report["rnn"]
+    assert row.fan_in == 32
+    assert row.nonlinearity == "tanh"
+    assert math.isfinite(row.grad_rms)
+    assert report.classes == 5
+    assert_same(model, snap)
+
+
+def test_transposed_conv_default_init_uses_torch_fans(gen):
+    torch.manual_seed(gen.initial_seed() % 2**31)
+    up = nn.Sequential(
+        nn.ConvTranspose2d(64, 8, 3), nn.ReLU()
+    )  # torch's fan_in = 8 * 9, true 64 * 9
+    report = diagnose(up, torch.randn(4, 64, 6, 6, generator=gen))
+    assert "torch_fans" in report.codes("warning")
+    initbook.init_model(up, "kaiming_uniform", nonlinearity="relu", generator=gen)
+    assert "torch_fans" not in diagnose(up, torch.randn(4, 64, 6, 6, generator=gen)).codes()
+
+
+def test_python_dash_m(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "models.py"
+    path.write_text(FACTORIES)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    run = subprocess.run(
+        [sys.executable, "-m", "initbook", "diagnose", f"{path}:bad", "--input-shape", "32,64"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "[ERROR] vanishing_gradients" in run.stdout
