@@ -774,7 +774,7 @@ def diagnose(
         model.train()
         torch.manual_seed(0)
         try:
-            for p in params:
+            for p in params if optimizer is not None else ():  # the gradients are kept for the step
                 if p.requires_grad:
                     handles.append(p.register_hook(_grad_saver(param_grads, id(p))))
             for n, m in model.named_modules():
