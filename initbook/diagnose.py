@@ -41,7 +41,7 @@ from .init import calculate_gain, compute_fans, fans_of
 from .stats import _first_tensor, trace
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    import matplotlib.figure
 
 __all__ = [
     "FINDINGS",
@@ -187,7 +187,7 @@ class LayerReport:
 
     Attributes:
         name: qualified module name (``name#k`` for the ``k``-th call of a module called more than once).
-        type: the module's class name.
+        layer_type: the module's class name.
         fan_in, fan_out: the layer's true fans (:func:`initbook.fans_of`).
         torch_fan_in, torch_fan_out: the fans torch computes from the weight's shape.
         nonlinearity: what follows the layer: an activation name, ``"norm"`` (a normalization layer comes
@@ -209,7 +209,7 @@ class LayerReport:
     """
 
     name: str
-    type: str
+    layer_type: str
     fan_in: int
     fan_out: int
     torch_fan_in: int
@@ -303,7 +303,7 @@ class Report:
         return [
             (
                 r.name,
-                r.type,
+                r.layer_type,
                 str(r.fan_in) + ("*" if r.fan_in != r.torch_fan_in else ""),
                 str(r.fan_out) + ("*" if r.fan_out != r.torch_fan_out else ""),
                 r.nonlinearity,
@@ -403,7 +403,7 @@ class Report:
         """The report as a JSON string (``kwargs`` go to :func:`json.dumps`)."""
         return json.dumps(self.to_dict(), **kwargs)
 
-    def plot(self) -> Figure:
+    def plot(self) -> matplotlib.figure.Figure:
         """Draw the report: per layer, activation and gradient RMS (log scale) and the weight scale ratio.
 
         Layers with findings are marked with a red cross.
@@ -913,7 +913,7 @@ def _build_report(
             backward_growth = previous.grad_rms / grad_rms if grad_rms else math.nan
         row = LayerReport(
             name=r.name,
-            type=r.type,
+            layer_type=r.type,
             fan_in=fan_in,
             fan_out=fan_out,
             torch_fan_in=t_in,
