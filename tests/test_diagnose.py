@@ -5,7 +5,9 @@ with GPT-2 scaling and Adam at lr 1e-3) is diagnosed under ``N_SEEDS`` = 15 seed
 drawn afresh); the test requires 0 warnings in all 30 runs. With 0 of 30 observed, the one-sided 95 %
 upper bound on the per-run false-alarm rate is 1 - 0.05**(1/30) = 9.5 % (the "rule of three", 3/30).
 The test itself fails spuriously only if a run does alarm, whose probability is that rate; it is a check
-that no threshold sits near the healthy models' values, not a fixed-rate statistical test.
+that no threshold sits near the healthy models' values, not a fixed-rate statistical test. An offline run of
+the same two models over 100 further seeds each (50000-50099) also found 0 alarms in 200 runs: a 95 % upper
+bound of 1.5 % per run.
 """
 
 from __future__ import annotations
@@ -197,12 +199,19 @@ def test_dead_relus_from_negative_bias(gen):
 
 
 def test_post_ln_transformer_too_deep_for_its_lr(gen):
+    # Adam at lr 2e-3, 12 layers of width 32. Over 12 other seeds one step moved the output of such
+    # post-LN transformers by 0.74-1.77 of its norm, and that of pre-LN ones with GPT-2 scaling by
+    # 0.23-0.35; the threshold is 0.5.
     x = torch.randn(16, 16, 32, generator=gen)
-    model = transformer(12, pre=False, gpt2=False, seed=gen.initial_seed() % 2**31)
-    report = diagnose(model, x, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3))
+    seed = gen.initial_seed() % 2**31
+    model = transformer(12, pre=False, gpt2=False, seed=seed)
+    report = diagnose(model, x, optimizer=torch.optim.Adam(model.parameters(), lr=2e-3))
     assert "large_step" in report.codes("warning")
     assert report.output_change > 0.5
     assert all(math.isfinite(r.update_ratio) for r in report.layers)
+    healthy = transformer(12, pre=True, gpt2=True, seed=seed)
+    report = diagnose(healthy, x, optimizer=torch.optim.Adam(healthy.parameters(), lr=2e-3))
+    assert "large_step" not in report.codes()
 
 
 def test_grouped_conv_with_torch_fan_out(gen):
