@@ -547,3 +547,23 @@ def test_python_dash_m(tmp_path):
     )
     assert run.returncode == 1, run.stderr
     assert "[ERROR] vanishing_gradients" in run.stdout
+
+
+def test_integer_tokens_and_own_modules(gen):
+    class Tiny(
+        nn.Module
+    ):  # a user's own module: embedding, a custom scale, a functional activation
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(50, 32)
+            self.proj = nn.Linear(32, 32)
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, tokens):
+            return self.scale * torch.tanh(self.proj(self.emb(tokens))).mean(1)
+
+    model = Tiny()
+    snap = snapshot(model)
+    report = diagnose(model, torch.randint(0, 50, (8, 10), generator=gen))
+    assert [r.name for r in report.layers] == ["proj"]  # an embedding has no fan_in to check
+    assert_same(model, snap)
