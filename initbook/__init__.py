@@ -9,12 +9,15 @@ The library behind the initbook online book. Modules:
   whole-model initialization with the correct fans for grouped and transposed convolutions;
 * :mod:`initbook.nets`: residual MLPs without normalization, and their He, zero-last and Fixup inits;
 * :mod:`initbook.mup`: width: standard vs maximal-update parameterization (μP), the coordinate check;
-* :mod:`initbook.train`: a small, fast, deterministic training loop.
+* :mod:`initbook.train`: a small, fast, deterministic training loop;
+* :func:`initbook.diagnose`: the initialization of any model, per layer, with findings and their fixes
+  (module ``initbook.diagnose``; also ``python -m initbook diagnose``).
 """
 
 from __future__ import annotations
 
 from . import data, init, mup, nets, stats, theory, train
+from .diagnose import Finding, LayerReport, Report, diagnose
 from .init import (
     TRUNCATED_NORMAL_STD,
     Distribution,
@@ -97,9 +100,12 @@ __all__ = [
     "Distribution",
     "Estimate",
     "FanMode",
+    "Finding",
     "LSUVRecord",
+    "LayerReport",
     "Moments",
     "Nonlinearity",
+    "Report",
     "Trace",
     "__version__",
     "calculate_gain",
@@ -111,6 +117,7 @@ __all__ = [
     "critical_sigma_w2",
     "data",
     "default_linear_init_",
+    "diagnose",
     "dirac_",
     "eye_",
     "fans_of",
