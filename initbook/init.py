@@ -51,7 +51,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import torch
 from torch import nn
@@ -143,6 +143,7 @@ _CONV_LAYERS = (
 )
 _WEIGHTED_LAYERS = (nn.Linear, *_CONV_LAYERS)
 _NATIVE_DTYPES = (torch.float32, torch.float64)
+_Layer = TypeVar("_Layer", bound=nn.Module)
 _FINFO_MAX = {dtype: torch.finfo(dtype).max for dtype in FLOAT_DTYPES}
 # How far from the mean, in standard deviations, torch's normal samplers can reach: they are Box-Muller
 # transforms of uniforms with at most 53 random bits, so |z| <= sqrt(2 * 53 * ln 2) = 8.57 (float32 on
@@ -643,10 +644,10 @@ def variance_scaling_(
     """
     check_float_tensor("tensor", tensor)
     scale = check_real("scale", scale, nonnegative=True)
-    mode = _check_mode(mode, _FAN_MODES)
+    fan_mode = _check_mode(mode, _FAN_MODES)
     check_choice("distribution", distribution, _DISTRIBUTIONS)
     _check_generator(generator)
-    return _variance_scaling(tensor, scale, mode, distribution, fans, generator)
+    return _variance_scaling(tensor, scale, fan_mode, distribution, fans, generator)
 
 
 def _variance_scaling(
@@ -930,7 +931,8 @@ def dirac_(tensor: torch.Tensor, groups: int = 1) -> torch.Tensor:
             g = torch.arange(groups, device=tensor.device)
             rows = (g[:, None] * per_group + d).flatten()
             centre = tuple(size // 2 for size in tensor.shape[2:])
-            tensor[(rows, d.repeat(groups), *centre)] = 1.0
+            index: tuple[torch.Tensor | int, ...] = (rows, d.repeat(groups), *centre)
+            tensor[index] = 1.0
     return tensor
 
 
@@ -1081,9 +1083,9 @@ def kaiming_uniform_(
     """
     check_float_tensor("tensor", tensor)
     gain = calculate_gain(nonlinearity, check_real("a", a))
-    mode = _check_mode(mode, _TORCH_FAN_MODES)
+    fan_mode = _check_mode(mode, _TORCH_FAN_MODES)
     _check_generator(generator)
-    return _variance_scaling(tensor, _gain_squared(gain), mode, "uniform", fans, generator)
+    return _variance_scaling(tensor, _gain_squared(gain), fan_mode, "uniform", fans, generator)
 
 
 def kaiming_normal_(
@@ -1140,9 +1142,9 @@ def kaiming_normal_(
     """
     check_float_tensor("tensor", tensor)
     gain = calculate_gain(nonlinearity, check_real("a", a))
-    mode = _check_mode(mode, _TORCH_FAN_MODES)
+    fan_mode = _check_mode(mode, _TORCH_FAN_MODES)
     _check_generator(generator)
-    return _variance_scaling(tensor, _gain_squared(gain), mode, "normal", fans, generator)
+    return _variance_scaling(tensor, _gain_squared(gain), fan_mode, "normal", fans, generator)
 
 
 def lecun_normal_(
@@ -1641,13 +1643,13 @@ def _call(model: nn.Module, batch: Any) -> None:
         model(batch)
 
 
-def _forward_order(model: nn.Module, batch: Any, layers: Sequence[nn.Module]) -> list[nn.Module]:
+def _forward_order(model: nn.Module, batch: Any, layers: Sequence[_Layer]) -> list[_Layer]:
     """The layers in the order the forward pass first calls them (layers never called are left out)."""
-    order: list[nn.Module] = []
+    order: list[_Layer] = []
 
     def record(module: nn.Module, args: Any, output: Any) -> None:
         if all(module is not seen for seen in order):
-            order.append(module)
+            order.append(cast("_Layer", module))  # hooked on the layers only
 
     handles = [layer.register_forward_hook(record) for layer in layers]
     try:
@@ -1846,6 +1848,7 @@ def init_model(
     if not isinstance(module, nn.Module):
         raise ArgumentTypeError(f"module must be an nn.Module, got {type(module).__name__}")
     _check_generator(generator)
+    weight_init: Callable[..., torch.Tensor] | None
     if callable(scheme):
         weight_init = scheme
     else:
@@ -1853,8 +1856,10 @@ def init_model(
         weight_init = _FAN_SCHEMES.get(name)
         if weight_init is None:  # orthogonal: from the shape, no fans
 
-            def weight_init(weight: torch.Tensor, *, fans: Any, **rest: Any) -> torch.Tensor:
+            def orthogonal_init(weight: torch.Tensor, *, fans: Any, **rest: Any) -> torch.Tensor:
                 return orthogonal_(weight, **rest)
+
+            weight_init = orthogonal_init
 
     if bias is not None and not callable(bias):
         check_choice("bias", bias, _BIAS_SCHEMES)
