@@ -103,7 +103,7 @@ def install(session: nox.Session) -> None:
         session.error(
             "the install session builds and installs into virtual environments: drop --no-venv"
         )
-    session.install("-c", str(CONSTRAINTS), "build", "twine", "setuptools")
+    _install(session, "ship", package=False)
     work = Path(session.create_tmp()).resolve()
     dist, target, scratch = work / "dist", work / "venv", work / "run"
     for path in (dist, target, scratch):
@@ -117,16 +117,8 @@ def install(session: nox.Session) -> None:
 
     session.run("python", "-m", "venv", str(target))
     python = str(target / "bin" / "python")
-    pip = (
-        python,
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "-q",
-        "-c",
-        str(CONSTRAINTS),
-    )
+    # --no-compile: no .pyc for all of torch up front (a minute on two cores); imports compile what they use
+    pip = (python, "-m", "pip", "install", "-q", "--no-compile", "-c", str(CONSTRAINTS))
     session.run(*pip, str(wheel), external=True)
     # an empty folder as the working directory and the only PYTHONPATH entry: no source tree in sight
     env = {**_docs_env(), "MPLBACKEND": "Agg", "PYTHONPATH": str(scratch)}
@@ -156,7 +148,7 @@ import importlib, importlib.metadata, pathlib, pkgutil, sys
 import initbook
 root = pathlib.Path(sys.argv[1]).resolve()
 where = pathlib.Path(initbook.__file__).resolve()
-assert root not in where.parents, f"initbook imported from the checkout: {where}"
+assert where.parent != root / "initbook" and "site-packages" in where.parts, f"not installed: {where}"
 assert importlib.metadata.version("initbook") == initbook.__version__
 assert (where.parent / "py.typed").is_file(), "py.typed is missing from the wheel"
 names = [m.name for m in pkgutil.iter_modules(initbook.__path__) if not m.name.startswith("_")]
