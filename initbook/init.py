@@ -41,8 +41,12 @@ Conventions, shared by every function here:
   ``"Initializing zero-element tensors is a no-op"`` and return the tensor unchanged, as torch's
   ``kaiming_*`` do; element-wise fills (``uniform_``, ``normal_``, ``trunc_normal_``, ``constant_``,
   ``zeros_``, ``ones_``) and ``eye_``/``dirac_`` silently do nothing, as in torch.
-* **Errors.** ``ValueError`` names the bad value and lists the valid ones (sorted); ``TypeError`` for bad
-  types, including ``bool`` where a number is expected.
+* **Errors.** ``ValueError`` names the bad value and lists the valid ones (sorted); for bad types,
+  including ``bool`` where a number is expected, ``ArgumentTypeError``, which is both a ``TypeError`` and a
+  ``ValueError`` (torch raises ``ValueError`` for many wrong types), so ``except`` clauses written for
+  torch.nn.init catch it. A fill whose values would overflow the tensor's dtype to ``inf`` raises a
+  ``ValueError`` before filling, decided from the scale: a normal is taken to reach 10 standard
+  deviations from its mean, a truncated normal its cut-offs (or 40 standard deviations on an open side).
 """
 
 from __future__ import annotations
@@ -145,10 +149,10 @@ _WEIGHTED_LAYERS = (nn.Linear, *_CONV_LAYERS)
 _NATIVE_DTYPES = (torch.float32, torch.float64)
 _Layer = TypeVar("_Layer", bound=nn.Module)
 _FINFO_MAX = {dtype: torch.finfo(dtype).max for dtype in FLOAT_DTYPES}
-# How far from the mean, in standard deviations, torch's normal samplers can reach: they are Box-Muller
-# transforms of uniforms with at most 53 random bits, so |z| <= sqrt(2 * 53 * ln 2) = 8.57 (float32 on
-# the CPU: 5.77). Overflow is decided from this bound before filling, in O(1), not by a pass over the
-# values afterwards.
+# How far from the mean, in standard deviations, torch's normal samplers can reach: on the CPU and CUDA
+# they are Box-Muller transforms of uniforms with at most 53 random bits, so |z| <= sqrt(2 * 53 * ln 2)
+# = 8.57. Overflow is decided from this bound before filling, in O(1), not by a pass over the values
+# afterwards.
 _NORMAL_REACH = 10.0
 # The same for the truncated normal's inverse-CDF sampler: ndtri of a float64 uniform >= 2**-1074 is
 # > -38.5 (used only where the interval is half-open and far in a tail).
