@@ -364,7 +364,7 @@ def initializer_times(repeats: int) -> dict:
                     continue
                 # many repeats where one call is microseconds, fewer where it is a tenth of a second
                 n = max(repeats, int(1.0 / max(_one_call(call, torch_init, w), 1e-6)))
-                t = interleaved(
+                wall, cpu = interleaved_wall_and_cpu(
                     {
                         "torch": partial(call, torch_init, w),
                         "initbook": partial(call, initbook.init, w),
@@ -377,14 +377,18 @@ def initializer_times(repeats: int) -> dict:
                         "shape": label,
                         "threads": threads,
                         "repeats": min(n, 2000),
-                        "torch_s": t["torch"],
-                        "initbook_s": t["initbook"],
+                        "torch_s": wall["torch"],
+                        "initbook_s": wall["initbook"],
+                        "torch_cpu_s": cpu["torch"],
+                        "initbook_cpu_s": cpu["initbook"],
                         "limit": init_limit(shape),
                     }
                 )
                 print(
-                    f"  [{threads} thr] {name} {label}: torch {t['torch'] * 1e6:.0f} us, "
-                    f"initbook {t['initbook'] * 1e6:.0f} us ({t['initbook'] / t['torch']:.2f}x)",
+                    f"  [{threads} thr] {name} {label}: torch {wall['torch'] * 1e6:.0f} us, "
+                    f"initbook {wall['initbook'] * 1e6:.0f} us "
+                    f"({wall['initbook'] / wall['torch']:.2f}x wall, "
+                    f"{cpu['initbook'] / cpu['torch']:.2f}x CPU)",
                     flush=True,
                 )
         if DEFAULT_THREADS == 1:
@@ -395,6 +399,28 @@ def initializer_times(repeats: int) -> dict:
         "load_average_after": list(os.getloadavg()),
         "rows": rows,
     }
+
+
+def interleaved_wall_and_cpu(
+    variants: dict[str, Callable[[], object]], repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """As :func:`interleaved`, with the median CPU time of this process (all its threads) per call too.
+
+    On a machine shared with other jobs a call's wall time includes the time it waited for a CPU; its CPU
+    time does not, so the CPU-time ratio is the steadier comparison there.
+    """
+    for fn in variants.values():
+        fn()
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            cpu[name].append(time.process_time() - start_cpu)
+            wall[name].append(time.perf_counter() - start)
+    median = statistics.median
+    return {k: median(v) for k, v in wall.items()}, {k: median(v) for k, v in cpu.items()}
 
 
 def _one_call(call: Callable, module: object, w: torch.Tensor) -> float:
