@@ -312,6 +312,7 @@ _NOT_SOURCES = (
     ".hypothesis",
     ".pytest_cache",
     ".ruff_cache",
+    ".mypy_cache",
     "__pycache__",
     "*.egg-info",
     "_build",
