@@ -358,7 +358,9 @@ def initializer_times(repeats: int) -> dict:
         for label, shape in INIT_SHAPES.items():
             w = torch.empty(shape)
             for name, call in INIT_CALLS.items():
-                if (name == "eye_" and len(shape) != 2) or (name == "dirac_" and len(shape) < 3):
+                if (name in ("eye_", "sparse_") and len(shape) != 2) or (
+                    name == "dirac_" and len(shape) < 3
+                ):
                     continue
                 if name in INIT_SMALL_ONLY and math.prod(shape) > 1024 * 1024:
                     continue
