@@ -1530,11 +1530,11 @@ def sparse_(
         _no_grad_normal_(tensor, 0.0, std, generator)
         if num_zeros > 0:
             # torch's algorithm (the first num_zeros of a random permutation of the rows, per column),
-            # from ``generator``, written in place, then one scatter instead of an assignment per column
-            perms = torch.empty(cols, rows, dtype=torch.int64, device=tensor.device)
-            for perm in perms:
-                torch.randperm(rows, generator=generator, out=perm)
-            zero_rows = perms[:, :num_zeros]
+            # from ``generator``; one permutation buffer, reused, and one scatter at the end
+            perm = torch.empty(rows, dtype=torch.int64, device=tensor.device)
+            zero_rows = torch.empty(cols, num_zeros, dtype=torch.int64, device=tensor.device)
+            for chosen in zero_rows:
+                chosen.copy_(torch.randperm(rows, generator=generator, out=perm)[:num_zeros])
             tensor.t().scatter_(1, zero_rows, 0.0)
     return tensor
 
