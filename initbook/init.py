@@ -347,11 +347,14 @@ def _standard_trunc_normal(
     dtype = _work_dtype(like)
     if _ndtr(beta) - _ndtr(alpha) >= 0.3:
         z = _buffer(like, dtype).normal_(0.0, 1.0, generator=generator)
-        outside = (z < alpha) | (z > beta)
-        while (count := int(outside.sum())) > 0:
-            fresh = torch.empty(count, dtype=dtype, device=like.device)
-            z[outside] = fresh.normal_(0.0, 1.0, generator=generator)
-            outside = (z < alpha) | (z > beta)
+        flat = z.view(-1)
+        # redraw only the positions still outside (one pass over the tensor, then small tensors)
+        outside = ((flat < alpha) | (flat > beta)).nonzero().squeeze(1)
+        while outside.numel() > 0:
+            fresh = torch.empty(outside.numel(), dtype=dtype, device=like.device)
+            fresh.normal_(0.0, 1.0, generator=generator)
+            flat[outside] = fresh
+            outside = outside[(fresh < alpha) | (fresh > beta)]
         return z
     flip = (
         alpha > 0.0
