@@ -8,7 +8,8 @@ re-installed only when ``pyproject.toml`` or ``constraints.txt`` change, so torc
     nox -s docs               # the book: HTML with -W -n --keep-going, then the doctest builder
     nox -s docs-fast          # the book without executing pages or examples (layout work)
     nox -s serve              # build the book, then serve it on http://localhost:8000
-    nox -s lint               # ruff check, ruff format --check, workflow files against their schema
+    nox -s lint               # ruff check, ruff format --check, mypy, workflow files against their schema
+    nox -s install            # build sdist and wheel, twine check, install the wheel in a fresh venv, run it
     nox -s site               # the built book in headless Chromium (after docs; needs chromium, chromedriver)
     nox -s example -- plot_nonfinite_step   # run one gallery script through Sphinx
     nox -s reproducibility    # build the book twice from clean copies and compare every result
@@ -35,6 +36,12 @@ nox.options.sessions = ["lint", "tests"]
 
 ROOT = Path(__file__).parent
 PROJECT = nox.project.load_toml("pyproject.toml")
+# the one place the version is written (pyproject.toml reads it too: [tool.setuptools.dynamic])
+PROJECT_VERSION = next(
+    line.split('"')[1]
+    for line in (ROOT / "initbook" / "__init__.py").read_text(encoding="utf-8").splitlines()
+    if line.startswith("__version__ = ")
+)
 CONSTRAINTS = ROOT / "constraints.txt"
 DOCS = ROOT / "docs"
 BUILD = DOCS / "_build"
@@ -70,13 +77,91 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint and check formatting with ruff; validate the GitHub workflow files against their schema."""
-    _install(session, "lint", package=False)
+    """Lint: ruff check and format, mypy on ``initbook/`` (against torch's types), and the GitHub
+    workflow files validated against their schema."""
+    _install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("mypy")  # the files and settings are in pyproject.toml's [tool.mypy]
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.y*ml"))
     if workflows:  # offline: the schema is the copy vendored in check-jsonschema
         session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+
+
+# What the install session runs against the installed wheel: two gallery scripts and the command line
+# (``python -m initbook``, run once the package has an ``initbook/__main__.py``).
+INSTALL_EXAMPLES = ("why_init/plot_nonfinite_step.py", "initializers/plot_xavier_variance_check.py")
+INSTALL_COMMANDS = (("-m", "initbook", "--version"),)
+
+
+@nox.session
+def install(session: nox.Session) -> None:
+    """Ship check: build the sdist and the wheel, ``twine check`` them, install the wheel into a fresh venv.
+
+    The wheel is installed (not editable) with its dependencies under ``constraints.txt`` into a new
+    virtual environment outside the source tree, and everything then runs from an empty folder, so nothing
+    is imported from the checkout: every public module, the gallery scripts ``INSTALL_EXAMPLES`` and the
+    command line ``INSTALL_COMMANDS``. Not run by ``nox`` alone; ``.ci/run`` runs it.
+    """
+    if session.venv_backend == "none":
+        session.error(
+            "the install session builds and installs into virtual environments: drop --no-venv"
+        )
+    _install(session, "ship", package=False)
+    work = Path(session.create_tmp()).resolve()
+    dist, target, scratch = work / "dist", work / "venv", work / "run"
+    for path in (dist, target, scratch):
+        shutil.rmtree(path, ignore_errors=True)
+    scratch.mkdir()
+    # --no-isolation: the build backend comes from this session (pinned), not from a download per build
+    session.run("python", "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT))
+    built = sorted(dist.iterdir())
+    session.run("twine", "check", "--strict", *map(str, built))
+    (wheel,) = (path for path in built if path.suffix == ".whl")
+
+    session.run("python", "-m", "venv", str(target))
+    python = str(target / "bin" / "python")
+    # --no-compile: no .pyc for all of torch up front (a minute on two cores); imports compile what they use
+    pip = (python, "-m", "pip", "install", "-q", "--no-compile", "-c", str(CONSTRAINTS))
+    session.run(*pip, str(wheel), external=True)
+    # an empty folder as the working directory and the only PYTHONPATH entry: no source tree in sight
+    env = {**_docs_env(), "MPLBACKEND": "Agg", "PYTHONPATH": str(scratch)}
+
+    def run_installed(*args: str) -> str:
+        with session.chdir(scratch):
+            return session.run(python, *args, env=env, external=True, silent=True) or ""
+
+    session.log(run_installed("-c", _IMPORT_CHECK, str(ROOT)).strip())
+    for example in INSTALL_EXAMPLES:
+        run_installed(str(ROOT / "examples" / example))
+        session.log(f"ran examples/{example} against the installed package")
+    if (ROOT / "initbook" / "__main__.py").is_file():
+        for command in INSTALL_COMMANDS:
+            output = run_installed(*command)
+            session.log(f"python {' '.join(command)}: {output.strip()}")
+            if "--version" in command and PROJECT_VERSION not in output:
+                session.error(f"`python {' '.join(command)}` does not print {PROJECT_VERSION}")
+    else:
+        session.log("no initbook/__main__.py in this checkout: no command line to run")
+    session.log(f"{wheel.name}: built, checked, installed in {target} and run from {scratch}")
+
+
+# Run by the installed interpreter: import every public module from site-packages, not the checkout.
+_IMPORT_CHECK = """
+import importlib, importlib.metadata, pathlib, pkgutil, sys
+import initbook
+root = pathlib.Path(sys.argv[1]).resolve()
+where = pathlib.Path(initbook.__file__).resolve()
+assert where.parent != root / "initbook" and "site-packages" in where.parts, f"not installed: {where}"
+assert importlib.metadata.version("initbook") == initbook.__version__
+assert (where.parent / "py.typed").is_file(), "py.typed is missing from the wheel"
+names = [m.name for m in pkgutil.iter_modules(initbook.__path__) if not m.name.startswith("_")]
+for name in names:
+    importlib.import_module(f"initbook.{name}")
+missing = [name for name in initbook.__all__ if not hasattr(initbook, name)]
+assert not missing, missing
+print(f"initbook {initbook.__version__} from {where.parent}: imported", ", ".join(names))
+"""
 
 
 def _docs_env() -> dict[str, str]:
@@ -236,6 +321,7 @@ _NOT_SOURCES = (
     ".hypothesis",
     ".pytest_cache",
     ".ruff_cache",
+    ".mypy_cache",
     "__pycache__",
     "*.egg-info",
     "_build",

@@ -20,6 +20,8 @@ def _s(seconds: float | None) -> str:
         return f"{seconds:.0f} s"
     if seconds >= 1:
         return f"{seconds:.2f} s"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
     return f"{seconds * 1e3:.1f} ms"
 
 
@@ -127,6 +129,27 @@ def examples_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def initializers_table(results: dict) -> str:
+    rows = [
+        (
+            "| initializer | tensor | threads | `torch.nn.init` | `initbook` | initbook / torch "
+            "(wall) | initbook / torch (CPU) | limit |"
+        ),
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    section = results.get("initializers") or {"rows": []}
+    for r in section["rows"]:
+        ratio = r["initbook_s"] / r["torch_s"]
+        cpu = r["initbook_cpu_s"] / r["torch_cpu_s"] if r["torch_cpu_s"] > 0 else float("nan")
+        rows.append(
+            f"| `{r['initializer']}` | {r['shape']} | {r['threads']} | {_s(r['torch_s'])} | "
+            f"{_s(r['initbook_s'])} | {ratio:.2f}x | {cpu:.2f}x | {r['limit']:.2f}x |"
+        )
+    if not section["rows"]:
+        rows.append("| (not measured) | | | | | | | |")
+    return "\n".join(rows)
+
+
 def all_tables(results: dict) -> dict[str, str]:
     return {
         "build": build_table(results),
@@ -134,6 +157,7 @@ def all_tables(results: dict) -> dict[str, str]:
         "comparisons": comparisons_table(results),
         "training": training_table(results),
         "trace": trace_table(results),
+        "initializers": initializers_table(results),
     }
 
 

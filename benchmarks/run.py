@@ -17,6 +17,7 @@ import argparse
 import datetime
 import itertools
 import json
+import math
 import os
 import platform
 import re
@@ -432,6 +433,121 @@ def trace_overhead(repeats: int) -> list[dict]:
     return out
 
 
+# -- initializers against torch.nn.init ---------------------------------------------------------------------
+# Every torch-named initializer on the same tensor as torch.nn.init's, interleaved. The limits are issue
+# #19's: at most 1.05x torch's time from about a million elements up, 1.3x on 64 x 64 (Python-side checks).
+INIT_SHAPES = {
+    "64 x 64": (64, 64),
+    "1024 x 1024": (1024, 1024),
+    "4096 x 4096": (4096, 4096),
+    "conv 256 x 512 x 3 x 3": (256, 512, 3, 3),
+}
+INIT_CALLS: dict[str, Callable[[object, torch.Tensor], object]] = {
+    "uniform_": lambda m, w: m.uniform_(w, -0.1, 0.1),
+    "normal_": lambda m, w: m.normal_(w, 0.0, 0.02),
+    "trunc_normal_": lambda m, w: m.trunc_normal_(w, 0.0, 0.02, -0.04, 0.04),
+    "constant_": lambda m, w: m.constant_(w, 0.5),
+    "xavier_uniform_": lambda m, w: m.xavier_uniform_(w),
+    "xavier_normal_": lambda m, w: m.xavier_normal_(w),
+    "kaiming_uniform_": lambda m, w: m.kaiming_uniform_(w, a=math.sqrt(5)),
+    "kaiming_normal_": lambda m, w: m.kaiming_normal_(w, nonlinearity="relu"),
+    "eye_": lambda m, w: m.eye_(w),
+    "dirac_": lambda m, w: m.dirac_(w),
+    "orthogonal_": lambda m, w: m.orthogonal_(w),
+    "sparse_": lambda m, w: m.sparse_(w, 0.1),
+}
+# a QR factorization, seconds per call at 4096 x 4096: compared on the smaller tensors only
+INIT_SMALL_ONLY = {"orthogonal_"}
+
+
+def init_limit(shape: tuple[int, ...]) -> float:
+    return 1.3 if math.prod(shape) < 1024 * 1024 else 1.05
+
+
+def initializer_times(repeats: int) -> dict:
+    import torch.nn.init as torch_init
+
+    rows = []
+    load_before = list(os.getloadavg())
+    for threads in (1, DEFAULT_THREADS):
+        torch.set_num_threads(threads)
+        for label, shape in INIT_SHAPES.items():
+            w = torch.empty(shape)
+            for name, call in INIT_CALLS.items():
+                if (name in ("eye_", "sparse_") and len(shape) != 2) or (
+                    name == "dirac_" and len(shape) < 3
+                ):
+                    continue
+                if name in INIT_SMALL_ONLY and math.prod(shape) > 1024 * 1024:
+                    continue
+                # many repeats where one call is microseconds, fewer where it is a tenth of a second
+                n = max(repeats, int(1.0 / max(_one_call(call, torch_init, w), 1e-6)))
+                wall, cpu = interleaved_wall_and_cpu(
+                    {
+                        "torch": partial(call, torch_init, w),
+                        "initbook": partial(call, initbook.init, w),
+                    },
+                    min(n, 2000),
+                )
+                rows.append(
+                    {
+                        "initializer": name,
+                        "shape": label,
+                        "threads": threads,
+                        "repeats": min(n, 2000),
+                        "torch_s": wall["torch"],
+                        "initbook_s": wall["initbook"],
+                        "torch_cpu_s": cpu["torch"],
+                        "initbook_cpu_s": cpu["initbook"],
+                        "limit": init_limit(shape),
+                    }
+                )
+                print(
+                    f"  [{threads} thr] {name} {label}: torch {wall['torch'] * 1e6:.0f} us, "
+                    f"initbook {wall['initbook'] * 1e6:.0f} us "
+                    f"({wall['initbook'] / wall['torch']:.2f}x wall, "
+                    f"{cpu['initbook'] / cpu['torch']:.2f}x CPU)",
+                    flush=True,
+                )
+        if DEFAULT_THREADS == 1:
+            break
+    torch.set_num_threads(DEFAULT_THREADS)
+    return {
+        "load_average_before": load_before,
+        "load_average_after": list(os.getloadavg()),
+        "rows": rows,
+    }
+
+
+def interleaved_wall_and_cpu(
+    variants: dict[str, Callable[[], object]], repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """As :func:`interleaved`, with the median CPU time of this process (all its threads) per call too.
+
+    On a machine shared with other jobs a call's wall time includes the time it waited for a CPU; its CPU
+    time does not, so the CPU-time ratio is the steadier comparison there.
+    """
+    for fn in variants.values():
+        fn()
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            cpu[name].append(time.process_time() - start_cpu)
+            wall[name].append(time.perf_counter() - start)
+    median = statistics.median
+    return {k: median(v) for k, v in wall.items()}, {k: median(v) for k, v in cpu.items()}
+
+
+def _one_call(call: Callable, module: object, w: torch.Tensor) -> float:
+    call(module, w)  # warm-up
+    start = time.perf_counter()
+    call(module, w)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-build", action="store_true", help="do not time the docs builds")
@@ -444,7 +560,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--output", type=Path, default=report.RESULTS)
+    parser.add_argument(
+        "--only-initializers",
+        action="store_true",
+        help="time only the initializers against torch.nn.init; keep every other previous result",
+    )
     args = parser.parse_args()
+    if args.only_initializers:
+        results = report.load(args.output)
+        print("initializers against torch.nn.init ...", flush=True)
+        results["initializers"] = initializer_times(args.repeats)
+        args.output.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        print(f"\nwrote {args.output}\n\n{report.initializers_table(results)}")
+        return
 
     previous = report.load(args.output) if args.output.exists() else {}
     commit = subprocess.run(
@@ -486,6 +614,8 @@ def main() -> None:
     results["training"] = training(max(3, args.repeats // 2), args.epochs)
     print("trace overhead ...", flush=True)
     results["trace"] = trace_overhead(args.repeats)
+    print("initializers against torch.nn.init ...", flush=True)
+    results["initializers"] = initializer_times(args.repeats)
     results["machine"]["load_average_after"] = list(os.getloadavg())
 
     args.output.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

@@ -125,7 +125,7 @@ initbook_docs_external_modules = ("torch", "numpy", "matplotlib", "scipy", "typi
 
 # -- HTML ------------------------------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
-html_title = "initbook"
+html_title = f"initbook {release}"  # the version in the header: one source, initbook.__version__
 html_static_path = ["_static"]
 html_css_files = ["initbook.css"]
 html_last_updated_fmt = None

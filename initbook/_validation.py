@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import cast
 
 import torch
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type: a :class:`TypeError`, and a :class:`ValueError` too.
+
+    :mod:`torch.nn.init` raises ``ValueError`` for many arguments of the wrong type (``calculate_gain(None)``,
+    ``calculate_gain("leaky_relu", True)``, ``kaiming_uniform_(w, a="x")``), where initbook's checks raise
+    ``TypeError``. This class is both, so code written against torch that catches ``ValueError`` catches
+    initbook's errors too, and so does code that catches ``TypeError``.
+    """
+
+
 def check_choice(name: str, value: object, valid: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``valid`` strings, else raise a ``ValueError``/``TypeError``."""
+    if type(value) is str and value in valid:  # the common case, without sorting anything
+        return value
     options = sorted(valid)
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, one of {options}; got {value!r}")
+        raise ArgumentTypeError(f"{name} must be a string, one of {options}; got {value!r}")
     if value not in options:
         raise ValueError(f"{name}={value!r} is not one of {options}")
     return value
@@ -20,8 +33,10 @@ def check_choice(name: str, value: object, valid: Iterable[str]) -> str:
 
 def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
     """Return ``value`` as an int; reject bools, floats and values below ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ArgumentTypeError(
+            f"{name} must be an int, got {value!r} of type {type(value).__name__}"
+        )
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return value
@@ -39,14 +54,19 @@ def check_real(
 
     With ``allow_inf=True``, ``+inf`` and ``-inf`` are accepted too (NaN never is).
     """
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(
-            f"{name} must be a real number, got {value!r} of type {type(value).__name__}"
-        )
-    value = float(value)
-    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+    kind = type(value)
+    if kind is not float and kind is not int:  # the common cases skip the isinstance checks
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ArgumentTypeError(
+                f"{name} must be a real number, got {value!r} of type {type(value).__name__}"
+            )
+    try:
+        value = float(cast("int | float", value))  # the checks above leave only these
+    except OverflowError:  # an int beyond float64's range
+        raise ValueError(f"{name}={value!r} is too large for a float") from None
+    if not math.isfinite(value) and (math.isnan(value) or not allow_inf):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if positive and value <= 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
@@ -61,7 +81,7 @@ FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 def check_float_dtype(name: str, dtype: object) -> torch.dtype:
     """Return ``dtype`` if it is one of torch's real floating dtypes."""
     if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"{name} must be a torch.dtype, got {dtype!r}")
+        raise ArgumentTypeError(f"{name} must be a torch.dtype, got {dtype!r}")
     if dtype not in FLOAT_DTYPES:
         valid = [str(d) for d in FLOAT_DTYPES]
         raise ValueError(f"{name}={dtype} is not a supported floating dtype; use one of {valid}")
@@ -71,7 +91,7 @@ def check_float_dtype(name: str, dtype: object) -> torch.dtype:
 def check_float_tensor(name: str, tensor: object) -> torch.Tensor:
     """Return ``tensor`` if it is a real floating-point tensor."""
     if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+        raise ArgumentTypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
     if not tensor.is_floating_point():
-        raise TypeError(f"{name} must have a floating dtype, got {tensor.dtype}")
+        raise ArgumentTypeError(f"{name} must have a floating dtype, got {tensor.dtype}")
     return tensor

@@ -42,8 +42,12 @@ Conventions, shared by every function here:
   ``"Initializing zero-element tensors is a no-op"`` and return the tensor unchanged, as torch's
   ``kaiming_*`` do; element-wise fills (``uniform_``, ``normal_``, ``trunc_normal_``, ``constant_``,
   ``zeros_``, ``ones_``) and ``eye_``/``dirac_`` silently do nothing, as in torch.
-* **Errors.** ``ValueError`` names the bad value and lists the valid ones (sorted); ``TypeError`` for bad
-  types, including ``bool`` where a number is expected.
+* **Errors.** ``ValueError`` names the bad value and lists the valid ones (sorted); for bad types,
+  including ``bool`` where a number is expected, ``ArgumentTypeError``, which is both a ``TypeError`` and a
+  ``ValueError`` (torch raises ``ValueError`` for many wrong types), so ``except`` clauses written for
+  torch.nn.init catch it. A fill whose values would overflow the tensor's dtype to ``inf`` raises a
+  ``ValueError`` before filling, decided from the scale: a normal is taken to reach 10 standard
+  deviations from its mean, a truncated normal its cut-offs (or 40 standard deviations on an open side).
 """
 
 from __future__ import annotations
@@ -52,12 +56,19 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import torch
 from torch import nn
 
-from ._validation import check_choice, check_float_tensor, check_int, check_real
+from ._validation import (
+    FLOAT_DTYPES,
+    ArgumentTypeError,
+    check_choice,
+    check_float_tensor,
+    check_int,
+    check_real,
+)
 
 __all__ = [
     "TRUNCATED_NORMAL_STD",
@@ -137,6 +148,16 @@ _CONV_LAYERS = (
 )
 _WEIGHTED_LAYERS = (nn.Linear, *_CONV_LAYERS)
 _NATIVE_DTYPES = (torch.float32, torch.float64)
+_Layer = TypeVar("_Layer", bound=nn.Module)
+_FINFO_MAX = {dtype: torch.finfo(dtype).max for dtype in FLOAT_DTYPES}
+# How far from the mean, in standard deviations, torch's normal samplers can reach: on the CPU and CUDA
+# they are Box-Muller transforms of uniforms with at most 53 random bits, so |z| <= sqrt(2 * 53 * ln 2)
+# = 8.57. Overflow is decided from this bound before filling, in O(1), not by a pass over the values
+# afterwards.
+_NORMAL_REACH = 10.0
+# The same for the truncated normal's inverse-CDF sampler: ndtri of a float64 uniform >= 2**-1074 is
+# > -38.5 (used only where the interval is half-open and far in a tail).
+_TRUNC_NORMAL_REACH = 40.0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -232,12 +253,14 @@ TRUNCATED_NORMAL_STD: float = truncated_normal_std(-2.0, 2.0)
 
 def _check_generator(generator: object) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"generator must be a torch.Generator or None, got {type(generator).__name__}"
         )
 
 
 def _check_mode(mode: object, valid: Sequence[str]) -> str:
+    if type(mode) is str and mode in valid:
+        return mode
     # torch lower-cases the mode ("FAN_IN" works there), so this does too
     return check_choice("mode", mode.lower() if isinstance(mode, str) else mode, valid)
 
@@ -274,42 +297,43 @@ def _gain_squared(gain: float) -> float:
     return scale
 
 
-def _overflow_error(tensor: torch.Tensor, what: str) -> ValueError:
+def _finfo_max(dtype: torch.dtype) -> float:
+    big = _FINFO_MAX.get(dtype)
+    return torch.finfo(dtype).max if big is None else big
+
+
+def _overflow_error(tensor: torch.Tensor, what: str, reach: float | None = None) -> ValueError:
+    beyond = "" if reach is None else f" (values reach {reach:.6g})"
     return ValueError(
-        f"{what}: the values overflow {tensor.dtype} (largest finite value "
-        f"{torch.finfo(tensor.dtype).max:.6g}) and would be inf; use a smaller scale or a wider dtype"
+        f"{what}: the values overflow {tensor.dtype}{beyond}, whose largest finite value is "
+        f"{_finfo_max(tensor.dtype):.6g}, and would be inf; use a smaller scale or a wider dtype"
     )
-
-
-def _check_finite_fill(tensor: torch.Tensor, what: str) -> torch.Tensor:
-    """Raise instead of returning a tensor that overflowed to inf (finite arguments, too large a scale)."""
-    if not tensor.is_meta and tensor.numel() and not bool(torch.isfinite(tensor).all()):
-        raise _overflow_error(tensor, what)
-    return tensor
 
 
 def _no_grad_uniform_(
     tensor: torch.Tensor, low: float, high: float, generator: torch.Generator | None
 ) -> torch.Tensor:
-    if max(abs(low), abs(high)) > torch.finfo(tensor.dtype).max:
+    # the values lie in [low, high], and torch computes low + (high - low) * u in the working dtype
+    reach = max(abs(low), abs(high))
+    if reach > _finfo_max(tensor.dtype) or high - low > _finfo_max(_work_dtype(tensor)):
         raise _overflow_error(tensor, f"uniform on [{low!r}, {high!r}]")
     with torch.no_grad():
         if tensor.dtype in _NATIVE_DTYPES:
-            tensor.uniform_(low, high, generator=generator)
-        else:
-            tensor.copy_(_buffer(tensor).uniform_(low, high, generator=generator))
-    return _check_finite_fill(tensor, f"uniform on [{low!r}, {high!r}]")
+            return tensor.uniform_(low, high, generator=generator)
+        return tensor.copy_(_buffer(tensor).uniform_(low, high, generator=generator))
 
 
 def _no_grad_normal_(
     tensor: torch.Tensor, mean: float, std: float, generator: torch.Generator | None
 ) -> torch.Tensor:
+    reach = abs(mean) + _NORMAL_REACH * std
+    if reach > _finfo_max(tensor.dtype):
+        what = f"normal with mean={mean!r}, std={std!r}"
+        raise _overflow_error(tensor, what, reach)
     with torch.no_grad():
         if tensor.dtype in _NATIVE_DTYPES:
-            tensor.normal_(mean, std, generator=generator)
-        else:
-            tensor.copy_(_buffer(tensor).normal_(mean, std, generator=generator))
-    return _check_finite_fill(tensor, f"normal with mean={mean!r}, std={std!r}")
+            return tensor.normal_(mean, std, generator=generator)
+        return tensor.copy_(_buffer(tensor).normal_(mean, std, generator=generator))
 
 
 def _standard_trunc_normal(
@@ -324,11 +348,14 @@ def _standard_trunc_normal(
     dtype = _work_dtype(like)
     if _ndtr(beta) - _ndtr(alpha) >= 0.3:
         z = _buffer(like, dtype).normal_(0.0, 1.0, generator=generator)
-        outside = (z < alpha) | (z > beta)
-        while (count := int(outside.sum())) > 0:
-            fresh = torch.empty(count, dtype=dtype, device=like.device)
-            z[outside] = fresh.normal_(0.0, 1.0, generator=generator)
-            outside = (z < alpha) | (z > beta)
+        flat = z.view(-1)
+        # redraw only the positions still outside (one pass over the tensor, then small tensors)
+        outside = ((flat < alpha) | (flat > beta)).nonzero().squeeze(1)
+        while outside.numel() > 0:
+            fresh = torch.empty(outside.numel(), dtype=dtype, device=like.device)
+            fresh.normal_(0.0, 1.0, generator=generator)
+            flat[outside] = fresh
+            outside = outside[(fresh < alpha) | (fresh > beta)]
         return z
     flip = (
         alpha > 0.0
@@ -360,20 +387,24 @@ def _no_grad_trunc_normal_(
             return tensor
         if std == 0.0:
             return tensor.fill_(mean)
-        what = f"truncated normal with mean={mean!r}, std={std!r}"
         big = torch.finfo(_work_dtype(tensor)).max
-        if std > big or abs(mean) > big:
-            raise _overflow_error(tensor, what)
+        lo, hi = mean + std * alpha, mean + std * beta
+        # the values lie in [lo, hi] and within the samplers' reach of the mean
+        reach = max(
+            abs(max(lo, mean - _TRUNC_NORMAL_REACH * std)),
+            abs(min(hi, mean + _TRUNC_NORMAL_REACH * std)),
+        )
+        if std > big or abs(mean) > big or reach > _finfo_max(tensor.dtype):
+            what = f"truncated normal with mean={mean!r}, std={std!r}"
+            raise _overflow_error(tensor, what, reach)
         z = _standard_trunc_normal(tensor, alpha, beta, generator)
         # bounds beyond the working dtype's range are no bounds (clamp_ rejects them)
-        lo, hi = mean + std * alpha, mean + std * beta
         x = (
             z.mul_(std)
             .add_(mean)
             .clamp_(-math.inf if lo < -big else lo, math.inf if hi > big else hi)
         )
-        tensor.copy_(x)
-    return _check_finite_fill(tensor, f"truncated normal with mean={mean!r}, std={std!r}")
+        return tensor.copy_(x)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -415,20 +446,21 @@ def compute_fans(shape_or_tensor: torch.Tensor | Sequence[int]) -> tuple[int, in
         ...
         ValueError: fans need at least 2 dimensions (out, in, *kernel), got 1 dimension(s): shape (4,)
     """
+    shape: tuple[int, ...]
     if isinstance(shape_or_tensor, torch.Tensor):
-        shape = tuple(shape_or_tensor.shape)
+        shape = shape_or_tensor.shape  # a torch.Size, a tuple
     elif isinstance(shape_or_tensor, Sequence) and not isinstance(shape_or_tensor, str):
         shape = tuple(
             check_int(f"shape[{i}]", size, minimum=0) for i, size in enumerate(shape_or_tensor)
         )
     else:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"compute_fans needs a tensor or a shape, got {type(shape_or_tensor).__name__}"
         )
     if len(shape) < 2:
         raise ValueError(
             f"fans need at least 2 dimensions (out, in, *kernel), got {len(shape)} dimension(s): "
-            f"shape {shape}"
+            f"shape {tuple(shape)}"
         )
     receptive_field = math.prod(shape[2:])
     return shape[1] * receptive_field, shape[0] * receptive_field
@@ -479,7 +511,7 @@ def fans_of(module: nn.Module) -> tuple[int, int]:
         ((18, 144), (18, 36))
     """
     if not isinstance(module, nn.Module):
-        raise TypeError(f"fans_of needs an nn.Module, got {type(module).__name__}")
+        raise ArgumentTypeError(f"fans_of needs an nn.Module, got {type(module).__name__}")
     if isinstance(module, _CONV_LAYERS):
         kernel = math.prod(module.kernel_size)
         return (
@@ -488,7 +520,9 @@ def fans_of(module: nn.Module) -> tuple[int, int]:
         )
     weight = getattr(module, "weight", None)
     if not isinstance(weight, torch.Tensor):
-        raise TypeError(f"{type(module).__name__} has no tensor weight to compute fans from")
+        raise ArgumentTypeError(
+            f"{type(module).__name__} has no tensor weight to compute fans from"
+        )
     return compute_fans(weight)
 
 
@@ -496,7 +530,7 @@ def _resolve_fans(tensor: torch.Tensor, fans: Sequence[int] | None) -> tuple[int
     if fans is None:
         return compute_fans(tensor)
     if isinstance(fans, str) or not isinstance(fans, Sequence) or len(fans) != 2:
-        raise TypeError(f"fans must be a pair (fan_in, fan_out) of ints, got {fans!r}")
+        raise ArgumentTypeError(f"fans must be a pair (fan_in, fan_out) of ints, got {fans!r}")
     return check_int("fan_in", fans[0], minimum=1), check_int("fan_out", fans[1], minimum=1)
 
 
@@ -618,13 +652,30 @@ def variance_scaling_(
     """
     check_float_tensor("tensor", tensor)
     scale = check_real("scale", scale, nonnegative=True)
-    mode = _check_mode(mode, _FAN_MODES)
+    fan_mode = _check_mode(mode, _FAN_MODES)
     check_choice("distribution", distribution, _DISTRIBUTIONS)
     _check_generator(generator)
+    return _variance_scaling(tensor, scale, fan_mode, distribution, fans, generator)
+
+
+def _variance_scaling(
+    tensor: torch.Tensor,
+    scale: float,
+    mode: str,
+    distribution: str,
+    fans: Sequence[int] | None,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """:func:`variance_scaling_` on arguments already checked (all but ``fans``): the presets' core."""
     fan_in, fan_out = _resolve_fans(tensor, fans)
     if _is_noop(tensor):
         return tensor
-    n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[mode]
+    if mode == "fan_in":
+        n: float = fan_in
+    elif mode == "fan_out":
+        n = fan_out
+    else:
+        n = (fan_in + fan_out) / 2.0
     variance = scale / n
     if distribution == "normal":
         return _no_grad_normal_(tensor, 0.0, math.sqrt(variance), generator)
@@ -888,7 +939,8 @@ def dirac_(tensor: torch.Tensor, groups: int = 1) -> torch.Tensor:
             g = torch.arange(groups, device=tensor.device)
             rows = (g[:, None] * per_group + d).flatten()
             centre = tuple(size // 2 for size in tensor.shape[2:])
-            tensor[(rows, d.repeat(groups), *centre)] = 1.0
+            index: tuple[torch.Tensor | int, ...] = (rows, d.repeat(groups), *centre)
+            tensor[index] = 1.0
     return tensor
 
 
@@ -936,10 +988,10 @@ def xavier_uniform_(
         >>> bool(w.abs().max() <= bound), round(w.abs().max().item() / bound, 3)
         (True, 1.0)
     """
+    check_float_tensor("tensor", tensor)
     gain = check_real("gain", gain, nonnegative=True)
-    return variance_scaling_(
-        tensor, _gain_squared(gain), "fan_avg", "uniform", fans=fans, generator=generator
-    )
+    _check_generator(generator)
+    return _variance_scaling(tensor, _gain_squared(gain), "fan_avg", "uniform", fans, generator)
 
 
 def xavier_normal_(
@@ -981,10 +1033,10 @@ def xavier_normal_(
         >>> round(w.std().item() / math.sqrt(2 / (500 + 300)), 2)
         1.0
     """
+    check_float_tensor("tensor", tensor)
     gain = check_real("gain", gain, nonnegative=True)
-    return variance_scaling_(
-        tensor, _gain_squared(gain), "fan_avg", "normal", fans=fans, generator=generator
-    )
+    _check_generator(generator)
+    return _variance_scaling(tensor, _gain_squared(gain), "fan_avg", "normal", fans, generator)
 
 
 def kaiming_uniform_(
@@ -1037,11 +1089,11 @@ def kaiming_uniform_(
         >>> bool(w.abs().max() <= bound), round(w.std().item() / math.sqrt(2 / 576), 2)
         (True, 1.0)
     """
+    check_float_tensor("tensor", tensor)
     gain = calculate_gain(nonlinearity, check_real("a", a))
-    mode = _check_mode(mode, _TORCH_FAN_MODES)
-    return variance_scaling_(
-        tensor, _gain_squared(gain), mode, "uniform", fans=fans, generator=generator
-    )
+    fan_mode = _check_mode(mode, _TORCH_FAN_MODES)
+    _check_generator(generator)
+    return _variance_scaling(tensor, _gain_squared(gain), fan_mode, "uniform", fans, generator)
 
 
 def kaiming_normal_(
@@ -1096,11 +1148,11 @@ def kaiming_normal_(
         >>> round(w.std().item() / (math.sqrt(2) / math.sqrt(512)), 2)
         1.0
     """
+    check_float_tensor("tensor", tensor)
     gain = calculate_gain(nonlinearity, check_real("a", a))
-    mode = _check_mode(mode, _TORCH_FAN_MODES)
-    return variance_scaling_(
-        tensor, _gain_squared(gain), mode, "normal", fans=fans, generator=generator
-    )
+    fan_mode = _check_mode(mode, _TORCH_FAN_MODES)
+    _check_generator(generator)
+    return _variance_scaling(tensor, _gain_squared(gain), fan_mode, "normal", fans, generator)
 
 
 def lecun_normal_(
@@ -1481,10 +1533,13 @@ def sparse_(
     with torch.no_grad():
         _no_grad_normal_(tensor, 0.0, std, generator)
         if num_zeros > 0:
-            keys = torch.rand(
-                rows, cols, dtype=torch.float64, device=tensor.device, generator=generator
-            )
-            tensor.scatter_(0, keys.argsort(dim=0)[:num_zeros], 0.0)
+            # torch's algorithm (the first num_zeros of a random permutation of the rows, per column),
+            # from ``generator``; one permutation buffer, reused, and one scatter at the end
+            perm = torch.empty(rows, dtype=torch.int64, device=tensor.device)
+            zero_rows = torch.empty(cols, num_zeros, dtype=torch.int64, device=tensor.device)
+            for chosen in zero_rows:
+                chosen.copy_(torch.randperm(rows, generator=generator, out=perm)[:num_zeros])
+            tensor.t().scatter_(1, zero_rows, 0.0)
     return tensor
 
 
@@ -1599,13 +1654,13 @@ def _call(model: nn.Module, batch: Any) -> None:
         model(batch)
 
 
-def _forward_order(model: nn.Module, batch: Any, layers: Sequence[nn.Module]) -> list[nn.Module]:
+def _forward_order(model: nn.Module, batch: Any, layers: Sequence[_Layer]) -> list[_Layer]:
     """The layers in the order the forward pass first calls them (layers never called are left out)."""
-    order: list[nn.Module] = []
+    order: list[_Layer] = []
 
     def record(module: nn.Module, args: Any, output: Any) -> None:
         if all(module is not seen for seen in order):
-            order.append(module)
+            order.append(cast("_Layer", module))  # hooked on the layers only
 
     handles = [layer.register_forward_hook(record) for layer in layers]
     try:
@@ -1696,7 +1751,7 @@ def lsuv_(
         (['0', '2', '4'], True)
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        raise ArgumentTypeError(f"model must be an nn.Module, got {type(model).__name__}")
     target_var = check_real("target_var", target_var, positive=True)
     tol = check_real("tol", tol, positive=True)
     max_iter = check_int("max_iter", max_iter, minimum=0)
@@ -1803,8 +1858,9 @@ def init_model(
         (1.0, 0.0)
     """
     if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
+        raise ArgumentTypeError(f"module must be an nn.Module, got {type(module).__name__}")
     _check_generator(generator)
+    weight_init: Callable[..., torch.Tensor] | None
     if callable(scheme):
         weight_init = scheme
     else:
@@ -1812,8 +1868,10 @@ def init_model(
         weight_init = _FAN_SCHEMES.get(name)
         if weight_init is None:  # orthogonal: from the shape, no fans
 
-            def weight_init(weight: torch.Tensor, *, fans: Any, **rest: Any) -> torch.Tensor:
+            def orthogonal_init(weight: torch.Tensor, *, fans: Any, **rest: Any) -> torch.Tensor:
                 return orthogonal_(weight, **rest)
+
+            weight_init = orthogonal_init
 
     if bias is not None and not callable(bias):
         check_choice("bias", bias, _BIAS_SCHEMES)
@@ -1821,7 +1879,7 @@ def init_model(
         if not isinstance(layer, _WEIGHTED_LAYERS):
             continue
         if isinstance(layer.weight, nn.parameter.UninitializedParameter):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{type(layer).__name__} is lazy and not materialized yet: run a forward pass first"
             )
         fans = fans_of(layer)

@@ -708,14 +708,14 @@ def lr_sweep(
             )
             grads = torch.autograd.grad(loss, weights)
             with torch.no_grad():
-                for w, g, lr_t, a, v in zip(weights, grads, lr_tensors, m1, m2, strict=True):
+                for w, g, lr_t, m, v in zip(weights, grads, lr_tensors, m1, m2, strict=True):
                     if optimizer == "sgd":
                         w.sub_(lr_t * g)
                     else:
-                        a.mul_(b1).add_(g, alpha=1 - b1)
+                        m.mul_(b1).add_(g, alpha=1 - b1)
                         v.mul_(b2).addcmul_(g, g, value=1 - b2)
                         denom = v.sqrt().div_(math.sqrt(1 - b2**t)).add_(eps)
-                        w.sub_(lr_t * a.div(denom).div_(1 - b1**t))
+                        w.sub_(lr_t * m.div(denom).div_(1 - b1**t))
         with torch.no_grad():
             logits = forward(eval_x, weights)
             losses = (

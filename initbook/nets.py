@@ -16,6 +16,7 @@ initializations are provided:
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -248,8 +249,8 @@ def he_branches_(
     last_gain = check_real("last_gain", last_gain, nonnegative=True)
     inner_scale = check_real("inner_scale", inner_scale, nonnegative=True)
     normal_(model.stem.weight, 0.0, 1.0 / math.sqrt(model.stem.in_features), generator=generator)
-    for block in model.blocks:
-        *inner, last = block.linears
+    for block in cast("list[ResidualBlock]", model.blocks):
+        *inner, last = cast("list[nn.Linear]", block.linears)
         for linear in inner:
             kaiming_normal_(linear.weight, nonlinearity="relu", generator=generator)
             linear.weight.mul_(inner_scale)
@@ -306,7 +307,7 @@ def fixup_(model: ResidualMLP, *, generator: torch.Generator | None = None) -> R
     if blocks == 0:  # no branches to scale: the stem as usual, the classifier at zero
         he_branches_(model, generator=generator)
     else:
-        scale = fixup_scale(blocks, len(model.blocks[0].linears))
+        scale = fixup_scale(blocks, len(cast("ResidualBlock", model.blocks[0]).linears))
         he_branches_(model, last_gain=0.0, inner_scale=scale, generator=generator)
     zeros_(model.head.weight)
     return model

@@ -313,7 +313,7 @@ def first_steps(
     check_int("max_steps", max_steps, minimum=0)
     if isinstance(conditions, str) or callable(conditions):
         raise TypeError(f"conditions must be a tuple of conditions, got {conditions!r}")
-    tests = {}
+    tests: dict[object, Callable[[torch.Tensor], torch.Tensor]] = {}
     for condition in conditions:
         if callable(condition):
             tests[condition] = condition
@@ -578,9 +578,10 @@ class Estimate:
 
     def __str__(self) -> str:
         if isinstance(self.value, torch.Tensor):
-            pairs = zip(self.value.flatten().tolist(), self.stderr.flatten().tolist(), strict=True)
+            stderr = torch.as_tensor(self.stderr).flatten().tolist()
+            pairs = zip(self.value.flatten().tolist(), stderr, strict=True)
             return "[" + ", ".join(_format_estimate(v, s) for v, s in pairs) + "]"
-        return _format_estimate(self.value, self.stderr)
+        return _format_estimate(self.value, float(self.stderr))
 
 
 _MC_STATISTICS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -637,6 +638,7 @@ def monte_carlo(
     """
     if not callable(sample_fn):
         raise TypeError(f"sample_fn must be callable, got {sample_fn!r}")
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None
     if isinstance(statistic, str):
         reduce = _MC_STATISTICS[check_choice("statistic", statistic, _MC_STATISTICS)]
     elif statistic is None or callable(statistic):
@@ -671,7 +673,7 @@ def monte_carlo(
         values = values / unit
         b_mean = values.mean(dim=0)
         b_m2 = (values - b_mean).square().sum(dim=0)
-        if mean is None:
+        if mean is None or m2 is None:
             mean, m2 = b_mean, b_m2
         else:
             total = count + b
@@ -679,6 +681,9 @@ def monte_carlo(
             mean = mean + delta * (b / total)
             m2 = m2 + b_m2 + delta.square() * (count * b / total)
         count += b
+    assert mean is not None  # trials >= 2: the loop ran
+    assert m2 is not None
+    assert unit is not None
     stderr = (m2 / (count - 1) / count).sqrt() * unit
     mean = mean * unit
     if mean.dim() == 0:
@@ -988,7 +993,7 @@ def _act_stats(
     if bins == 0:
         return raw, None
     fixed = hist_range is not None
-    return raw, _histogram_inplace(yd, mean, bins, hist_range if fixed else r, fixed)
+    return raw, _histogram_inplace(yd, mean, bins, r if hist_range is None else hist_range, fixed)
 
 
 def _grad_stats(g: torch.Tensor, scratch: _Scratch) -> torch.Tensor:
@@ -1167,14 +1172,14 @@ def trace(
     raw = torch.stack([r["stats"].to(device) for r in records]).cpu()
     nan2 = torch.full((2,), math.nan, dtype=torch.float64, device=device)
     raw_grad = torch.stack([nan2 if r["grad"] is None else r["grad"].to(device) for r in records])
-    w_var = []
+    w_vars = []
     for r in records:
         w = getattr(r["module"], "weight", None)
         g = weight_grads.get(id(w)) if isinstance(w, torch.Tensor) else None
-        w_var.append(
+        w_vars.append(
             nan2[1] if g is None or g.numel() == 0 else _grad_stats(g, scratch)[1].to(device)
         )
-    raw_grad = torch.cat([raw_grad, torch.stack(w_var)[:, None]], dim=1).cpu()
+    raw_grad = torch.cat([raw_grad, torch.stack(w_vars)[:, None]], dim=1).cpu()
     hists = [None if r["hist"] is None else tuple(r["hist"].tolist()) for r in records]
 
     numel = torch.tensor([math.prod(r["shape"]) for r in records], dtype=torch.float64)

@@ -20,13 +20,13 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import torch
 
 from ._validation import check_choice, check_float_dtype, check_int, check_real
-from .init import calculate_gain
+from .init import Nonlinearity, calculate_gain
 
 __all__ = [
     "VariancePropagation",
@@ -522,7 +522,7 @@ def _activation(
     if dphi is not None and not callable(dphi):
         raise TypeError(f"dphi must be a callable or None, got {dphi!r}")
     if isinstance(phi, str):
-        name = check_choice(arg, phi, names)
+        name: str | None = check_choice(arg, phi, names)
     elif callable(phi):
         try:
             name = _KNOWN_CALLABLES.get(phi)
@@ -531,11 +531,18 @@ def _activation(
     else:
         raise TypeError(f"{arg} must be one of {sorted(names)} or a callable, got {phi!r}")
     if name == "leaky_relu":
-        return _Activation(name, lambda x: torch.nn.functional.leaky_relu(x, slope), None, slope)
+        return _Activation(
+            name,
+            lambda x: torch.nn.functional.leaky_relu(x, slope),
+            lambda x: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, slope)),
+            slope,
+        )
     if name is not None and dphi is None:
         fn, dfn = _NAMED[name]
         return _Activation(name, fn, dfn)
-    fn = _NAMED[name][0] if name is not None else phi
+    fn = (
+        _NAMED[name][0] if name is not None else cast("Callable[[torch.Tensor], torch.Tensor]", phi)
+    )
     return _Activation(None, fn, dphi if dphi is not None else _autograd_derivative(fn))
 
 
@@ -657,7 +664,7 @@ def propagate_variance(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def kaiming_std(fan: int, a: float = 0.0, nonlinearity: str = "leaky_relu") -> float:
+def kaiming_std(fan: int, a: float = 0.0, nonlinearity: Nonlinearity = "leaky_relu") -> float:
     r"""Standard deviation of He (Kaiming) initialization: :math:`\text{gain}/\sqrt{\text{fan}}`.
 
     From "Delving Deep into Rectifiers: Surpassing Human-Level Performance on ImageNet Classification",
@@ -1651,7 +1658,7 @@ def critical_line(
                 hi *= 2.0
                 if hi > 1e4:  # the quadrature's node limit (see length_map)
                     raise ValueError(f"sigma_b2={target!r} is too large for the critical line")
-            q = _bisect(lambda x, t=target: bias_on_line(x) - t, 0.0, hi)
+            q = _bisect(lambda x: bias_on_line(x) - target, 0.0, hi)  # noqa: B023 (called here)
         out.append(1.0 / act.dmean_sq(q))
     return torch.tensor(out, dtype=torch.float64)
 

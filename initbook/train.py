@@ -138,6 +138,7 @@ def fit(
             raise ValueError("snapshot_every needs a snapshot_fn")
     loss_fn = loss_fn or nn.functional.cross_entropy
     params = [p for p in model.parameters() if p.requires_grad]
+    opt: torch.optim.Optimizer
     if optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     else:
@@ -151,7 +152,7 @@ def fit(
         history.train_accuracy.append(accuracy(model, x, y))
     if heldout is not None:
         history.heldout_accuracy.append(accuracy(model, *heldout))
-    if snapshot_every is not None:
+    if snapshot_every is not None and snapshot_fn is not None:
         history.snapshots.append((0, snapshot_fn(model, 0)))
 
     model.train()
@@ -168,7 +169,11 @@ def fit(
             value = loss.detach()
             epoch_losses.append(value)
             step += 1
-            if snapshot_every is not None and step % snapshot_every == 0:
+            if (
+                snapshot_every is not None
+                and snapshot_fn is not None
+                and step % snapshot_every == 0
+            ):
                 history.snapshots.append((step, snapshot_fn(model, step)))
             if stop_on_divergence and not torch.isfinite(value):
                 break
