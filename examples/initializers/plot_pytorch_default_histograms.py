@@ -2,7 +2,7 @@ r"""
 Seed 004's histograms: PyTorch's default, Xavier and Kaiming side by side
 =========================================================================
 
-Seed notebook 004 builds a 100-100-100-100-100-2 network of ``nn.Linear`` layers, plots the histograms of
+:ref:`Seed notebook 004 <seed-004>` builds a 100-100-100-100-100-2 network of ``nn.Linear`` layers, plots the histograms of
 its weights and biases layer by layer, and asks about the "weird output bias distribution". This example
 draws those histograms for three initializations of the weights, PyTorch's default
 (:math:`\mathcal U(\pm 1/\sqrt{n_\text{in}})`, see :func:`initbook.theory.torch_default_bound`),

@@ -2,7 +2,7 @@ r"""
 Checking Xavier initialization with error bars, on layers that are not square
 =============================================================================
 
-Seed notebook 004 checks ``xavier_normal_`` by comparing the empirical variance of one
+:ref:`Seed notebook 004 <seed-004>` checks ``xavier_normal_`` by comparing the empirical variance of one
 :math:`100 \times 100` weight with :math:`2/(n_\text{in} + n_\text{out})`, computing both fans as
 ``len(weight)``, the number of rows. On a square layer that happens to be right. This example does the check
 properly: :func:`initbook.xavier_normal_` and :func:`initbook.xavier_uniform_` on linear and convolutional

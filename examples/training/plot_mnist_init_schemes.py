@@ -2,7 +2,7 @@ r"""
 Five initializations of one MLP on MNIST: the first epoch
 ==========================================================
 
-Seed notebook 003's MLP (784-512-256-128-64-10, ReLU) trained for one epoch on the book's MNIST split
+:ref:`Seed notebook 003 <seed-003>`'s MLP (784-512-256-128-64-10, ReLU) trained for one epoch on the book's MNIST split
 (:func:`initbook.data.book_split`) from five initializations: :math:`\mathcal U(\pm 0.01)`, He normal and
 uniform, Xavier normal (all through :func:`initbook.init_model`) and PyTorch's default. Before training, the
 output variance each scheme produces is compared with :func:`initbook.theory.propagate_variance`; then the

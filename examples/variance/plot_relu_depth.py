@@ -2,7 +2,7 @@ r"""
 Fifty ReLU layers, layer by layer: N(0, 1) weights against He initialization
 ============================================================================
 
-Seed notebook 000 pushes a batch through 50 ReLU layers of width 512. With :math:`\mathcal N(0, 1)` weights
+:ref:`Seed notebook 000 <seed-000>` pushes a batch through 50 ReLU layers of width 512. With :math:`\mathcal N(0, 1)` weights
 each layer multiplies the second moment of the pre-activations by :math:`\tfrac12 n \operatorname{Var}[w] =
 256`, and float32 overflows after a few dozen layers; with He initialization,
 :math:`\operatorname{Var}[w] = 2/n` (:func:`initbook.kaiming_normal_`), the factor is exactly :math:`1`.
