@@ -293,7 +293,9 @@ def _no_grad_uniform_(
     if max(abs(low), abs(high)) > torch.finfo(tensor.dtype).max:
         raise _overflow_error(tensor, f"uniform on [{low!r}, {high!r}]")
     with torch.no_grad():
-        if tensor.dtype in _NATIVE_DTYPES:
+        if math.isinf(high - low):  # torch needs b - a finite: draw on [a/2, b/2], double (exact)
+            tensor.copy_(2.0 * _buffer(tensor).uniform_(low / 2, high / 2, generator=generator))
+        elif tensor.dtype in _NATIVE_DTYPES:
             tensor.uniform_(low, high, generator=generator)
         else:
             tensor.copy_(_buffer(tensor).uniform_(low, high, generator=generator))

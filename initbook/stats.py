@@ -241,7 +241,7 @@ def first_steps(
         else:
             tests[condition] = _CONDITIONS[check_choice("condition", condition, _CONDITIONS)]
     if not tests:
-        raise ValueError("conditions must name at least one condition")
+        raise ValueError(f"conditions must name at least one condition, got {conditions!r}")
 
     found = {key: torch.full(x0.shape[:-1], -1, dtype=torch.int64) for key in tests}
     x = x0
