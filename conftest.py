@@ -49,8 +49,9 @@ def one_thread():
 
 
 def pytest_collection_modifyitems(config, items):
-    """``INITBOOK_SEEDED_ONLY=1`` keeps only the tests that draw from the ``seed`` fixture: the others give
-    the same result under every ``INITBOOK_TEST_SEED``, so a seed sweep need not rerun them."""
+    """``INITBOOK_SEEDED_ONLY=1`` keeps only the tests that draw from the ``seed`` fixture, i.e. every
+    statistical test; the others are exact (their random inputs, if any, come from torch's global
+    generator, reseeded above), so a seed sweep need not rerun them."""
     if not os.environ.get("INITBOOK_SEEDED_ONLY"):
         return
     keep = [item for item in items if "seed" in getattr(item, "fixturenames", ())]
