@@ -313,11 +313,14 @@ def _overflow_error(tensor: torch.Tensor, what: str, reach: float | None = None)
 def _no_grad_uniform_(
     tensor: torch.Tensor, low: float, high: float, generator: torch.Generator | None
 ) -> torch.Tensor:
-    # the values lie in [low, high], and torch computes low + (high - low) * u in the working dtype
-    reach = max(abs(low), abs(high))
-    if reach > _finfo_max(tensor.dtype) or high - low > _finfo_max(_work_dtype(tensor)):
+    # the values lie in [low, high]: decided from the bounds, in O(1), before filling
+    if max(abs(low), abs(high)) > _finfo_max(tensor.dtype):
         raise _overflow_error(tensor, f"uniform on [{low!r}, {high!r}]")
     with torch.no_grad():
+        if high - low > _finfo_max(_work_dtype(tensor)):
+            # torch computes low + (high - low) * u in the working dtype, so b - a must be finite there:
+            # draw on [a/2, b/2] and double, which is exact (|2x| <= max(|a|, |b|) is finite)
+            return tensor.copy_(2.0 * _buffer(tensor).uniform_(low / 2, high / 2, generator=generator))
         if tensor.dtype in _NATIVE_DTYPES:
             return tensor.uniform_(low, high, generator=generator)
         return tensor.copy_(_buffer(tensor).uniform_(low, high, generator=generator))

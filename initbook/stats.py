@@ -320,7 +320,7 @@ def first_steps(
         else:
             tests[condition] = _CONDITIONS[check_choice("condition", condition, _CONDITIONS)]
     if not tests:
-        raise ValueError("conditions must name at least one condition")
+        raise ValueError(f"conditions must name at least one condition, got {conditions!r}")
 
     blocks = _chain_blocks(step, x0)
     if len(blocks) > 1:
@@ -954,6 +954,10 @@ def _histogram_inplace(
     k = bins / 2.0 / r
     u = xd.mul_(k).add_(shift * k + (bins / 2.0 + 1.0))
     top = bins + 1.0 if fixed else bins + 0.5  # own range: the maximum goes in the last bin
+    if (
+        not fixed
+    ):  # and the minimum in the first, also when rounding puts it just below 1 (NaN stays NaN)
+        u.clamp_(min=1.0)
     torch.nan_to_num_(u, nan=-1.0, posinf=-1.0, neginf=-1.0)  # non-finite entries go to slot 0
     u.clamp_(0.0, top)  # conversion to an integer below truncates, which is floor for u >= 0
     if u.is_cpu:  # bincount of uint8 indices is the fastest CPU path (bins + 2 <= 256 slots)

@@ -196,8 +196,9 @@ def underflow_step(
     if g >= 1.0 or scale == 0.0:
         return None if scale > 0.0 else 1
     factor = expected_max_abs_normal(n * n) * expected_max_abs_normal(n) if extreme else 1.0
-    # s * factor * r0 * g**(t-1) < tiniest / 2  <=>  t - 1 > log(tiniest / (2 s factor r0)) / log(g)
-    t_minus_1 = math.log(tiniest / (2.0 * scale * factor * x_rms)) / math.log(g)
+    # s * factor * r0 * g**(t-1) < tiniest / 2  <=>  t - 1 > log(tiniest / (2 s factor r0)) / log(g);
+    # in logs, since the quotient itself can round to 0 in float64 (float64's tiniest / 2 already does)
+    t_minus_1 = (math.log(tiniest) - math.log(2.0 * scale * factor * x_rms)) / math.log(g)
     return max(1, math.floor(t_minus_1) + 2)
 
 
@@ -1409,7 +1410,8 @@ def relu_mlp_float_limits(
     over = zero = None
     for layer in range(1, max_layers + 1):
         gain = scale * math.sqrt(n if layer == 1 else n / 2.0)
-        if zero is None and math.log(w_top * top) + log_r_prev < math.log(tiniest / 2.0):
+        # log(tiniest) - log(2), not log(tiniest / 2): float64's tiniest / 2 rounds to 0
+        if zero is None and math.log(w_top * top) + log_r_prev < math.log(tiniest) - math.log(2.0):
             zero = layer
         log_r = log_r_prev + math.log(gain)
         if over is None and zero is None and math.log(top) + log_r > math.log(biggest):

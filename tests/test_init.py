@@ -16,7 +16,7 @@ probabilities below are over the choice of seed, e.g. ``INITBOOK_TEST_SEED=1..20
   continuous data is *conservative* for discrete data (p-values come out too large), so the bound still
   holds. There are
 
-  ``K = 192`` (kaiming_normal_/kaiming_uniform_: 4 shapes 2-D..5-D x 2 modes x 3 nonlinearities x
+  ``192`` (kaiming_normal_/kaiming_uniform_: 4 shapes 2-D..5-D x 2 modes x 3 nonlinearities x
   4 dtypes x 2 samplers) ``+ 64`` (xavier_normal_/xavier_uniform_: 4 shapes x 2 gains x 4 dtypes x 2)
   ``+ 16`` (torch_default_: 4 shapes x 4 dtypes) ``+ 64`` (lecun_normal_, lecun_uniform_, he_normal_,
   glorot_normal_ against torch's trunc_normal_/uniform_ with the parameters spelled out: 4 shapes x
@@ -24,8 +24,9 @@ probabilities below are over the choice of seed, e.g. ``INITBOOK_TEST_SEED=1..20
   uniform_ and three trunc_normal_ settings x 4 dtypes) ``+ 4`` (sparse_'s non-zero values, 4 dtypes)
   ``= 378``
 
-  KS tests, and by Bonferroni's inequality the probability that *any* of them fails falsely is at most
-  ``K * ALPHA = 3.8e-4``. (:func:`test_false_failure_budget` recounts K from the parameter tables.) With
+  KS tests (``K = 378``), and by Bonferroni's inequality the probability that *any* of them fails falsely is at most
+  ``K * ALPHA = 3.8e-4``. (:func:`test_false_failure_budget` recounts K and M below from the tests'
+  parametrize decorators.) With
   40 000 values a side a KS test at this level still detects a 10% error in a standard deviation, e.g. a
   missing truncation correction (14%); smaller errors are the moment tests' job. orthogonal_ needs no KS
   test: with the same generator it gives exactly torch's numbers (float32/float64) or torch's float32
@@ -45,6 +46,7 @@ check is exact or has a deterministic tolerance.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -53,6 +55,8 @@ from torch import nn
 
 import initbook
 from initbook import init
+from tests._stats import P_FALSE, Z
+from tests._stats import seeded as gen
 
 ALPHA = 1e-6  # per-KS-test false-failure rate
 FLOAT_DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
@@ -73,18 +77,7 @@ C = 0.87962566103423978  # JAX's literal: std of N(0, 1) truncated to [-2, 2]
 TRUNC_KURTOSIS = float(stats.truncnorm(-2, 2).stats(moments="k"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Thousands of small tensors: intra-op threads only add contention (10-100x on a busy 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def gen(seed: int, stream: int = 0) -> torch.Generator:
-    """An independent generator per (test seed, stream)."""
-    return torch.Generator().manual_seed((seed * 7919 + stream) % 2**63)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def assert_same_distribution(ours: torch.Tensor, theirs: torch.Tensor) -> None:
@@ -100,9 +93,9 @@ def assert_moments(x: torch.Tensor, variance: float, excess_kurtosis: float) -> 
     n = x.numel()
     second = x.pow(2).mean().item()
     se_second = variance * math.sqrt((2.0 + excess_kurtosis) / n)
-    assert abs(second - variance) < 5 * se_second, (second, variance, se_second)
+    assert abs(second - variance) < Z * se_second, (second, variance, se_second)
     se_mean = math.sqrt(variance / n)
-    assert abs(x.mean().item()) < 5 * se_mean, (x.mean().item(), se_mean)
+    assert abs(x.mean().item()) < Z * se_mean, (x.mean().item(), se_mean)
 
 
 def fans_by_hand(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -660,7 +653,7 @@ def test_constant_zeros_ones():
 
 
 # ---------------------------------------------------------------------------------------------------
-# Kolmogorov-Smirnov against torch.nn.init (K = 382 tests; see the module docstring)
+# Kolmogorov-Smirnov against torch.nn.init (K = 378 tests; see the module docstring)
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -791,24 +784,40 @@ def test_ks_sparse_nonzeros(dtype, seed):
     assert_same_distribution(ours[ours != 0], theirs[theirs != 0])
 
 
+def _cases(test) -> int:
+    """How many test cases ``test``'s ``parametrize`` decorators generate (the product of their lengths)."""
+    marks = [m for m in getattr(test, "pytestmark", []) if m.name == "parametrize"]
+    return math.prod(len(m.args[1]) for m in marks)
+
+
+def _docstring_count(name: str) -> int:
+    """The count the module docstring states as ``name = <number>``, e.g. ``M = 93``."""
+    found = re.findall(rf"``{name} = (\d+)``", __doc__)
+    assert len(found) == 1, (name, found)
+    return int(found[0])
+
+
 def test_false_failure_budget():
-    """The K of the module docstring, recounted from the parameter tables."""
-    k = (
-        2 * len(SHAPES) * len(MODES) * len(NONLINEARITIES) * len(FLOAT_DTYPES)
-        + 2 * len(SHAPES) * len(GAINS) * len(FLOAT_DTYPES)
-        + len(SHAPES) * len(FLOAT_DTYPES)
-        + len(JAX_PRESETS) * len(SHAPES) * len(FLOAT_DTYPES)
-        + len(VS_MODES) * len(VS_DISTRIBUTIONS) * len(VS_DTYPES)
-        + len(ELEMENTWISE) * len(FLOAT_DTYPES)
-        + len(FLOAT_DTYPES)
+    """K and M of the module docstring, recounted from the tests' own parametrize decorators.
+
+    Adding a case to any parametrized statistical test changes the count and fails this test until the
+    docstring (and its stated rate) is updated.
+    """
+    ks_tests = [obj for name, obj in globals().items() if name.startswith("test_ks_")]
+    k = sum(_cases(test) for test in ks_tests)
+    assert k == _docstring_count("K")
+    # moment checks: 2 per assert_moments call, 1 per init_model case, 1 for the far tail
+    m = (
+        2 * _cases(test_variance_matches_theory)
+        + 2 * 2  # test_torch_trunc_normal_is_uncorrected: torch's and ours
+        + _cases(test_init_model_uses_correct_fans)
+        + 1  # test_trunc_normal_far_tail
     )
-    assert k == 378
-    assert k * ALPHA < 1e-3
-    # moment checks: the table x shapes x 2 moments, torch's and our trunc_normal_ (2 x 2),
-    # init_model (4 layers x 1), the far tail (1)
-    m = len(MOMENT_CASES) * len(MOMENT_SHAPES) * 2 + 4 + 4 + 1
-    assert m == 93
-    assert k * ALPHA + m * 5.8e-7 < 4.4e-4
+    assert m == _docstring_count("M")
+    rate = k * ALPHA + m * P_FALSE
+    assert rate < float(
+        re.search(r"fails falsely with probability below ``([\d.e-]+)``", __doc__)[1]
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -965,7 +974,7 @@ def test_trunc_normal_far_tail(seed):
     assert x.max().item() <= 7.0
     expected_mean = stats.truncnorm(6.0, 7.0).mean()
     assert x.mean().item() == pytest.approx(
-        expected_mean, abs=5 * stats.truncnorm(6.0, 7.0).std() / 100
+        expected_mean, abs=Z * stats.truncnorm(6.0, 7.0).std() / 100
     )
 
 
@@ -1032,7 +1041,7 @@ def test_init_model_uses_correct_fans(layer, scheme, kwargs, scale, mode, seed):
     kurtosis = {"kaiming_normal": NORMAL, "xavier_uniform": UNIFORM, "glorot_normal": TRUNC}[scheme]
     second = w.pow(2).mean().item()
     se = scale / n * math.sqrt((2 + kurtosis) / w.numel())
-    assert abs(second - scale / n) < 5 * se
+    assert abs(second - scale / n) < Z * se
     torch_fan_in, torch_fan_out = nn.init._calculate_fan_in_and_fan_out(layer.weight)
     torch_n = {
         "fan_in": torch_fan_in,

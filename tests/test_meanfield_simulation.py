@@ -3,8 +3,9 @@
 Every simulation uses :func:`initbook.stats.mean_field_network`, seeded, with many networks in one batched
 computation. Each comparison is ``|estimate - theory| <= k * stderr + allowance``, where ``k`` is the
 two-sided quantile of Student's t (``n - 1`` degrees of freedom, ``n`` independent networks) for a
-false-failure probability of ``P_FALSE = 5.7e-7`` per comparison (k = 5 for large n), and the allowance is
-a stated, derived bound on the systematic finite-width error (zero where none is needed).
+false-failure probability of ``P_FALSE = 5.7e-7`` per comparison (k = 5 for large n; ``tests/_stats.py``),
+and the allowance is a stated, derived bound on the systematic finite-width error (zero where none is
+needed). Every draw comes from the ``seed`` fixture, so ``INITBOOK_TEST_SEED`` shifts all of them.
 """
 
 from __future__ import annotations
@@ -12,23 +13,18 @@ from __future__ import annotations
 import math
 
 import pytest
-import scipy.stats as sps
 import torch
 
 from initbook import stats, theory
+from tests._stats import estimate, k_sigma, seeded
 
-P_FALSE = 5.7e-7  # false-failure probability of one comparison (5 standard errors for large n)
-
-
-def k_sigma(n: int) -> float:
-    """The two-sided ``P_FALSE`` quantile of Student's t with ``n - 1`` degrees of freedom."""
-    return float(sps.t.ppf(1.0 - P_FALSE / 2.0, n - 1))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mean_and_stderr(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard error over the first dimension (the independent networks)."""
-    m = stats.moments(values, dim=0)
-    return m.mean, m.std / math.sqrt(m.count)
+    est = estimate(values)
+    return torch.as_tensor(est.value), torch.as_tensor(est.stderr)
 
 
 def test_critical_line_is_where_chi1_is_one():
@@ -48,7 +44,7 @@ def test_critical_line_is_where_chi1_is_one():
 
 
 @pytest.mark.parametrize("sigma_b2", [0.02, 0.05, 0.2])
-def test_simulated_chi1_crosses_one_at_the_critical_line(sigma_b2):
+def test_simulated_chi1_crosses_one_at_the_critical_line(sigma_b2, seed):
     r"""The simulated chi1 equals theory's at 0.85, 1 and 1.15 times the critical sigma_w2; its line crosses 1 there.
 
     32 networks of width 1000 per sigma_w2 (all 96 in one batched run, ``method="gram"``), each started at
@@ -66,7 +62,7 @@ def test_simulated_chi1_crosses_one_at_the_critical_line(sigma_b2):
     crit = float(theory.critical_line([sigma_b2])[0])
     sws = torch.tensor([0.85 * crit, crit, 1.15 * crit], dtype=torch.float64)
     q_star = torch.tensor([theory.fixed_point_q(s, sigma_b2) for s in sws.tolist()])
-    gen = torch.Generator().manual_seed(20 + round(100 * sigma_b2))
+    gen = seeded(seed, 20)
     run = stats.mean_field_network(
         sws.repeat_interleave(trials),
         sigma_b2,
@@ -102,7 +98,7 @@ def test_simulated_chi1_crosses_one_at_the_critical_line(sigma_b2):
     assert tolerance < 0.05 * crit  # the simulation pins the line to within 5 %
 
 
-def test_explicit_weights_follow_the_iterated_length_map():
+def test_explicit_weights_follow_the_iterated_length_map(seed):
     r"""q^l of explicit-weight networks (``method="matrix"``, one torch.bmm per layer) vs the iterated map.
 
     48 networks of width 256 in one batch (sigma_w2 = 2.5, sigma_b2 = 0.1) start at q0 = 2, away from
@@ -113,7 +109,7 @@ def test_explicit_weights_follow_the_iterated_length_map():
     measured offset stayed below 0.3 %, within 2.1 standard errors of 0.
     """
     sw, sb, q0, width, depth, trials = 2.5, 0.1, 2.0, 256, 8, 48
-    gen = torch.Generator().manual_seed(31)
+    gen = seeded(seed, 31)
     run = stats.mean_field_network(
         torch.full((trials,), sw), sb, width=width, depth=depth, q0=q0, c0=0.3, generator=gen
     )
@@ -126,7 +122,7 @@ def test_explicit_weights_follow_the_iterated_length_map():
 
 
 @pytest.mark.parametrize(("sigma_w2", "sigma_b2"), [(1.2, 0.05), (1.8, 0.3)])
-def test_ordered_correlation_decay_rate_is_one_over_xi_c(sigma_w2, sigma_b2):
+def test_ordered_correlation_decay_rate_is_one_over_xi_c(sigma_w2, sigma_b2, seed):
     r"""In the ordered phase log(1 - c^l) falls by 1/xi_c per layer (Schoenholz et al. 2017).
 
     64 networks of width 1000 (``method="gram"``, float64) start at q* with c0 = 1 - 1e-3, where the
@@ -140,7 +136,7 @@ def test_ordered_correlation_decay_rate_is_one_over_xi_c(sigma_w2, sigma_b2):
     xi = theory.correlation_depth_scale(sigma_w2, sigma_b2)
     assert theory.chi1(sigma_w2, sigma_b2) < 1
     assert math.isfinite(xi)
-    gen = torch.Generator().manual_seed(40)
+    gen = seeded(seed, 40)
     run = stats.mean_field_network(
         torch.full((trials,), sigma_w2),
         sigma_b2,
@@ -163,19 +159,19 @@ def test_ordered_correlation_decay_rate_is_one_over_xi_c(sigma_w2, sigma_b2):
     assert tol < 0.1 / xi
 
 
-def test_chaotic_gradient_growth_rate_is_minus_one_over_xi_grad():
+def test_chaotic_gradient_growth_rate_is_minus_one_over_xi_grad(seed):
     r"""A tangent (or gradient) grows by e^{-1/xi_grad} = chi1 per layer in the chaotic phase.
 
-    sigma_w2 = 2.5, sigma_b2 = 0.05 (chi1 = 1.13, xi_grad = -8.2): 64 networks of width 1000, from q*.
+    sigma_w2 = 2.5, sigma_b2 = 0.05 (chi1 = 1.13, xi_grad = -8.0): 64 networks of width 1000, from q*.
     Per network, the mean of log ||u^l||^2/||u^{l-1}||^2 over layers 4-20 estimates -1/xi_grad = ln chi1
     minus half the variance of that log ratio (Jensen, exact to second order; the variance is measured on
     the same runs, about 2/n per layer), which we add back. Allowance 2/n for the O(1/n) offset of chi1
-    itself (see the crossing test). The tolerance is about 10 % of ln chi1.
+    itself (see the crossing test). The tolerance is about 10 % of ln chi1 (checked: below 15 %).
     """
     sw, sb, width, depth, trials = 2.5, 0.05, 1000, 20, 64
     xi_grad = theory.gradient_depth_scale(sw, sb)
     assert xi_grad < 0  # chaotic: gradients explode
-    gen = torch.Generator().manual_seed(50)
+    gen = seeded(seed, 50)
     run = stats.mean_field_network(
         torch.full((trials,), sw),
         sb,
@@ -191,7 +187,9 @@ def test_chaotic_gradient_growth_rate_is_minus_one_over_xi_grad():
     est, se = mean_and_stderr(per_net)
     tol = k_sigma(trials) * float(se) + 2.0 / width
     assert abs(float(est) + 1 / xi_grad) <= tol, (float(est), -1 / xi_grad, tol)
-    assert tol < 0.1 * abs(1 / xi_grad)
+    # the test has power: the tolerance is a small part of the rate (its k * stderr is itself estimated,
+    # with a relative error of about 1 / sqrt(2 * 63) = 9 %, so the bound leaves room for that)
+    assert tol < 0.15 * abs(1 / xi_grad)
 
 
 def test_mean_field_network_validates_its_arguments():

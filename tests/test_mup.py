@@ -9,21 +9,23 @@ import torch
 import torch.nn.functional as F
 
 from initbook import mup
+from tests._stats import Z, estimate, k_sigma, seeded
 
-# Every statistical comparison below allows z = 5 standard errors: a false-failure rate of 5.7e-7 per
-# comparison for a normal estimate.
-Z = 5.0
+# Statistical comparisons (tests/_stats.py): a sample variance against the table allows Z = 5 exact standard
+# errors (normal quantile, 5.7e-7 per comparison, 8 comparisons per test); a width exponent averaged over
+# 16 seeds allows k_sigma(16) = 8.27 estimated standard errors (Student t, 15 degrees of freedom: the same
+# 5.7e-7 per comparison, 3 comparisons per test) plus the finite-width allowance FINITE_WIDTH.
 
 
 @pytest.mark.parametrize("parameterization", ["sp", "mup"])
-def test_init_variances_match_table(parameterization):
+def test_init_variances_match_table(parameterization, seed):
     width, base, d_in = 512, 64, 300
     model = mup.mlp(d_in, width, 10, depth=4)
     mup.mup_init_(
         model,
         parameterization=parameterization,
         base_width=base,
-        generator=torch.Generator().manual_seed(1),
+        generator=seeded(seed, 1),
     )
     m = width / base
     expected = {
@@ -40,9 +42,9 @@ def test_init_variances_match_table(parameterization):
         assert abs(float(w.mean())) <= Z * math.sqrt(expected[role] / w.numel())
 
 
-def test_zero_readout_and_biases():
+def test_zero_readout_and_biases(seed):
     model = mup.mlp(20, 128, 3, bias=True)
-    mup.mup_init_(model, readout="zero", generator=torch.Generator().manual_seed(0))
+    mup.mup_init_(model, readout="zero", generator=seeded(seed, 0))
     assert torch.count_nonzero(model[4].weight) == 0
     assert all(torch.count_nonzero(lin.bias) == 0 for _, lin in mup.layer_roles(model))
     with pytest.raises(ValueError, match="readout='zero'"):
@@ -102,8 +104,8 @@ def test_base_width_one_is_table_3_verbatim():
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_coord_check_updates_equal_torch_optim(optimizer):
-    gen = torch.Generator().manual_seed(3)
+def test_coord_check_updates_equal_torch_optim(optimizer, seed):
+    gen = seeded(seed, 3)
     x, y = (
         torch.randn(16, 12, generator=gen, dtype=torch.float64),
         torch.randint(0, 3, (16,), generator=gen),
@@ -112,7 +114,7 @@ def test_coord_check_updates_equal_torch_optim(optimizer):
         x.clone(), y, [96], optimizer=optimizer, lr=0.05, steps=2, seeds=1, base_width=32
     )
     model = mup.mlp(12, 96, 3).double()
-    mup.mup_init_(model, base_width=32, generator=torch.Generator().manual_seed(0))
+    mup.mup_init_(model, base_width=32, generator=torch.Generator().manual_seed(0))  # coord_check's
     h0 = model(x).detach()
     groups = mup.mup_param_groups(model, 0.05, optimizer=optimizer, base_width=32)
     opt = torch.optim.SGD(groups) if optimizer == "sgd" else torch.optim.Adam(groups)
@@ -126,8 +128,8 @@ def test_coord_check_updates_equal_torch_optim(optimizer):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_lr_sweep_equals_module_training(optimizer):
-    gen = torch.Generator().manual_seed(5)
+def test_lr_sweep_equals_module_training(optimizer, seed):
+    gen = seeded(seed, 5)
     x, y = (
         torch.randn(40, 6, generator=gen, dtype=torch.float64),
         torch.randint(0, 3, (40,), generator=gen),
@@ -139,7 +141,7 @@ def test_lr_sweep_equals_module_training(optimizer):
     # Rebuild the sweep's draws: the initial noise per layer, then the batch indices, from one generator.
     for p in ["sp", "mup"]:
         for lr in lrs:
-            g = torch.Generator().manual_seed(7)
+            g = torch.Generator().manual_seed(7)  # lr_sweep's seed=7
             model = mup.mlp(6, 48, 3).double()
             with torch.no_grad():
                 for s, (_, lin) in zip(
@@ -165,16 +167,20 @@ def test_lr_sweep_equals_module_training(optimizer):
             assert got == pytest.approx(expected, rel=1e-9)
 
 
-def _exponents(parameterization, optimizer, lr):
-    """Per-seed log-log slopes of the RMS change of each layer after one step, widths 256..2048.
+WIDTHS, SEEDS = [128, 256, 512, 1024], 16  # as many flops as 4 seeds at 256..2048
+
+
+def _exponents(parameterization, optimizer, lr, seed):
+    """Log-log slopes of the RMS change of each layer after one step, widths 128..1024: mean and stderr.
 
     One training sample per seed: the one-step update of every weight matrix is then exactly rank one, the
-    setting of the derivation in the book.
+    setting of the derivation in the book. The slope is averaged over 16 seeds (independent draws of the
+    sample and the networks); its standard error is estimated from them, hence Student's t.
     """
-    widths, seeds = [256, 512, 1024, 2048], 4
+    widths, seeds = WIDTHS, SEEDS
     slopes = {1: [], 2: [], 3: []}
     for s in range(seeds):
-        gen = torch.Generator().manual_seed(100 + s)
+        gen = seeded(seed, 100 + s)
         x, y = torch.randn(1, 32, generator=gen), torch.randint(0, 4, (1,), generator=gen)
         rows = mup.coord_check(
             x,
@@ -190,34 +196,33 @@ def _exponents(parameterization, optimizer, lr):
         for layer, per_seed in slopes.items():
             vals = [r.delta_rms for r in rows if r.step == 1 and r.layer == layer]
             per_seed.append(mup.scaling_exponent(widths, vals))
-    out = {}
-    for layer, v in slopes.items():
-        t = torch.tensor(v, dtype=torch.float64)
-        out[layer] = (float(t.mean()), float(t.std() / math.sqrt(seeds)))
-    return out
+    return {layer: estimate(torch.tensor(v)) for layer, v in slopes.items()}
 
 
 # Finite-width allowance for an exponent fitted over widths n_min..n_max: corrections of relative size up to
 # c / sqrt(n) with c <= 2 move log(delta) by at most 2 / sqrt(n_min), hence the slope by at most
-# 2 / (sqrt(n_min) * ln(n_max / n_min)) = 0.060 for 256..2048.
-FINITE_WIDTH = 2 / (math.sqrt(256) * math.log(2048 / 256))
+# 2 / (sqrt(n_min) * ln(n_max / n_min)) = 0.085 for 128..1024.
+FINITE_WIDTH = 2 / (math.sqrt(WIDTHS[0]) * math.log(WIDTHS[-1] / WIDTHS[0]))
+K = k_sigma(SEEDS)
 
 
 @pytest.mark.parametrize(("optimizer", "lr"), [("adam", 1e-2), ("sgd", 0.1)])
-def test_coord_check_mup_is_width_independent(optimizer, lr):
-    for layer, (k, se) in _exponents("mup", optimizer, lr).items():
-        assert abs(k) <= Z * se + FINITE_WIDTH, (layer, k, se)
+def test_coord_check_mup_is_width_independent(optimizer, lr, seed):
+    for layer, est in _exponents("mup", optimizer, lr, seed).items():
+        assert abs(est.value) <= K * est.stderr + FINITE_WIDTH, (layer, str(est))
 
 
-def test_coord_check_sp_grows_with_width():
-    adam = _exponents("sp", "adam", 1e-2)
-    k, se = adam[2]  # hidden layer under Adam: delta h ~ eta * n
-    assert abs(k - 1.0) <= Z * se + FINITE_WIDTH, (k, se)
-    sgd = _exponents("sp", "sgd", 0.1)
-    k, se = sgd[3]  # output under SGD: delta f ~ eta * n
-    assert abs(k - 1.0) <= Z * se + FINITE_WIDTH, (k, se)
-    k, se = sgd[1]  # first layer under SGD: delta h ~ eta / sqrt(n)
-    assert abs(k + 0.5) <= Z * se + FINITE_WIDTH, (k, se)
+def test_coord_check_sp_grows_with_width(seed):
+    adam = _exponents("sp", "adam", 1e-2, seed)
+    est = adam[2]  # hidden layer under Adam: delta h ~ eta * n
+    assert abs(est.value - 1.0) <= K * est.stderr + FINITE_WIDTH, str(est)
+    sgd = _exponents("sp", "sgd", 0.1, seed)
+    est = sgd[3]  # output under SGD: delta f ~ eta * n
+    assert abs(est.value - 1.0) <= K * est.stderr + FINITE_WIDTH, str(est)
+    est = sgd[1]  # first layer under SGD: delta h ~ eta / sqrt(n)
+    assert abs(est.value + 0.5) <= K * est.stderr + FINITE_WIDTH, str(est)
+    # (the tolerances under SGD are 0.35-0.55, measured over a few seeds: 16 one-sample seeds pin these
+    # noisy exponents only loosely, to about their distance from muP's 0; Adam's hidden layer to 0.17)
 
 
 def test_optimal_lr_and_exponent():

@@ -1,4 +1,10 @@
-"""Tests for initbook.stats: iterated maps, first-step detection, trajectories."""
+"""Tests for initbook.stats: iterated maps, first-step detection, trajectories, moments and Monte Carlo.
+
+Statistical checks allow Z = 5 standard errors, exact or estimated from at least 2 000 trials (where the
+Student-t and normal quantiles agree to 0.1 %): 5.7e-7 per comparison, 6 comparisons in the file. The
+seed-notebook check (a first non-finite step in 27..30) has no derived rate; over INITBOOK_TEST_SEED=0..20
+it did not fail. Every draw comes from the ``seed`` fixture (tests/_stats.py).
+"""
 
 from __future__ import annotations
 
@@ -8,49 +14,48 @@ import pytest
 import torch
 
 from initbook import stats
+from tests._stats import Z, seeded
 
 
-def test_matmul_map_reuse_applies_same_matrix():
-    gen = torch.Generator().manual_seed(1)
+def test_matmul_map_reuse_applies_same_matrix(seed):
+    gen = seeded(seed, 1)
     step = stats.matmul_map(8, trials=3, reuse=True, generator=gen)
     x = torch.randn(3, 8, generator=gen)
     assert torch.equal(step(x), step(x))
 
 
-def test_matmul_map_fresh_draws_new_matrices():
-    gen = torch.Generator().manual_seed(1)
+def test_matmul_map_fresh_draws_new_matrices(seed):
+    gen = seeded(seed, 1)
     step = stats.matmul_map(8, trials=3, reuse=False, generator=gen)
     x = torch.randn(3, 8, generator=gen)
     assert not torch.equal(step(x), step(x))
 
 
-def test_matmul_map_is_deterministic_under_generator():
+def test_matmul_map_is_deterministic_under_generator(seed):
     out = []
     for _ in range(2):
-        gen = torch.Generator().manual_seed(7)
+        gen = seeded(seed, 7)
         step = stats.matmul_map(16, trials=2, reuse=False, generator=gen)
         out.append(step(torch.ones(2, 16)))
     assert torch.equal(out[0], out[1])
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
-def test_matmul_map_dtype(dtype):
-    step = stats.matmul_map(4, dtype=dtype, generator=torch.Generator().manual_seed(0))
+def test_matmul_map_dtype(dtype, seed):
+    step = stats.matmul_map(4, dtype=dtype, generator=seeded(seed, 0))
     assert step(torch.ones(1, 4)).dtype == dtype
 
 
-def test_matmul_map_entry_variance_matches_scale():
-    """The sample variance of a @ e_1 (a column of a) estimates scale**2; 4 sigma tolerance."""
+def test_matmul_map_entry_variance_matches_scale(seed):
+    """The sample variance of a @ e_1 (a column of a) estimates scale**2, within Z = 5 exact standard errors."""
     n, trials, scale = 64, 200, 0.3
-    step = stats.matmul_map(
-        n, scale=scale, trials=trials, generator=torch.Generator().manual_seed(3)
-    )
+    step = stats.matmul_map(n, scale=scale, trials=trials, generator=seeded(seed, 3))
     e1 = torch.zeros(trials, n, dtype=torch.float64)
     e1[:, 0] = 1
     col = step(e1.float()).double().flatten()
     k = col.numel()
     # Var of the sample mean of squares of N(0, s^2) is 2 s^4 / k.
-    assert abs(col.pow(2).mean() - scale**2) < 4 * math.sqrt(2 * scale**4 / k)
+    assert abs(col.pow(2).mean() - scale**2) < Z * math.sqrt(2 * scale**4 / k)
 
 
 def test_first_step_exact_float16_overflow_and_underflow():
@@ -87,9 +92,9 @@ def test_first_step_callable_condition():
     assert hit.tolist() == [4, 4, 4]
 
 
-def test_first_step_on_repeated_gaussian_product_matches_seed_notebooks():
+def test_first_step_on_repeated_gaussian_product_matches_seed_notebooks(seed):
     """n = 512, N(0,1): the seeds report a NaN after 28-29 multiplications."""
-    gen = torch.Generator().manual_seed(0)
+    gen = seeded(seed, 0)
     step = stats.matmul_map(512, trials=8, reuse=True, generator=gen)
     steps = stats.first_nonfinite_step(step, torch.randn(8, 512, generator=gen), 60)
     assert set(steps.tolist()) <= {27, 28, 29, 30}
@@ -332,14 +337,14 @@ def _normal_pairs(b, gen):
     return torch.randn(b, 2, generator=gen, dtype=torch.float64)
 
 
-def test_monte_carlo_mean_and_stderr():
+def test_monte_carlo_mean_and_stderr(seed):
     """E[z1 * z2] = 0 and E[z1^2] = 1; the standard errors are sqrt(1/n) and sqrt(2/n)."""
     n = 40_000
 
     def stat(s):
         return torch.stack([s[:, 0] * s[:, 1], s[:, 0] ** 2], dim=1)
 
-    est = stats.monte_carlo(_normal_pairs, stat, n, generator=torch.Generator().manual_seed(0))
+    est = stats.monte_carlo(_normal_pairs, stat, n, generator=seeded(seed, 0))
     assert est.n == n
     assert est.value.shape == (2,)
     assert est.agrees_with(torch.tensor([0.0, 1.0]))  # 5 standard errors
@@ -350,13 +355,13 @@ def test_monte_carlo_mean_and_stderr():
     assert ((est.stderr / expected - 1).abs() <= rel).all()
 
 
-def test_monte_carlo_is_deterministic_and_batching_keeps_the_statistics():
+def test_monte_carlo_is_deterministic_and_batching_keeps_the_statistics(seed):
     def run(batch):
         return stats.monte_carlo(
             _normal_pairs,
             "mean_sq",
             10_001,
-            generator=torch.Generator().manual_seed(3),
+            generator=seeded(seed, 3),
             batch=batch,
         )
 
@@ -366,7 +371,7 @@ def test_monte_carlo_is_deterministic_and_batching_keeps_the_statistics():
     values = torch.cat(
         [
             _normal_pairs(k, g).square().mean(dim=1)
-            for g in [torch.Generator().manual_seed(3)]
+            for g in [seeded(seed, 3)]
             for k in (4_000, 4_000, 2_001)
         ]
     )
@@ -375,8 +380,8 @@ def test_monte_carlo_is_deterministic_and_batching_keeps_the_statistics():
     assert c.stderr == pytest.approx(float(values.std() / math.sqrt(values.numel())), rel=1e-10)
 
 
-def test_monte_carlo_named_statistics():
-    gen = torch.Generator().manual_seed(4)
+def test_monte_carlo_named_statistics(seed):
+    gen = seeded(seed, 4)
     est = stats.monte_carlo(
         lambda b, g: torch.randn(b, 8, 8, generator=g), "mean", 2_000, generator=gen
     )
