@@ -518,6 +518,11 @@
     const a = act(name);
     const { q, c } = fixed || fixedPointC(sw2, sb2, name);
     if (name === "linear" && sb2 === 0) return { value: Infinity, kind: "identity" };
+    // linear with a bias and q growing without bound: geometrically (sigma_w^2 > 1), C(c) -> c and the
+    // correlations freeze; linearly (sigma_w^2 = 1), 1 - c ~ 1/l, a power law
+    if (name === "linear" && !Number.isFinite(q)) {
+      return { value: Infinity, kind: sw2 === 1 ? "power" : "unbounded" };
+    }
     if (a.homogeneous && (sb2 === 0 || !Number.isFinite(q))) return { value: Infinity, kind: "power" };
     if (!Number.isFinite(q)) return { value: Infinity, kind: "unbounded" };
     if (q === 0) return { value: Infinity, kind: "frozen" };
