@@ -195,7 +195,7 @@ class LayerReport:
         weight_std: the weight's standard deviation.
         he_std, lecun_std, xavier_std: the three schemes' std for this layer (Xavier with the gain of the
             nonlinearity, :func:`initbook.calculate_gain`).
-        recommended_std: :math:`g/\sqrt{\text{fan\_in}}` with the book's gain for the nonlinearity
+        recommended_std: :math:`g/\sqrt{n_\text{in}}` with the book's gain for the nonlinearity
             (:math:`\sqrt 2` for ReLU-like, 1 for tanh at the edge of chaos, sigmoid and linear); NaN after
             a norm.
         scale_ratio: ``weight_std / recommended_std``.
