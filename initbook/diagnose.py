@@ -29,7 +29,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -573,9 +573,9 @@ def _default_loss(target: torch.Tensor | None, user: Callable | None, box: dict)
         box["output"] = y.detach() if isinstance(y, torch.Tensor) else None
         if user is not None:
             loss = user(output) if target is None else user(output, target)
+        elif y is None or not y.is_floating_point():
+            raise TypeError("the model's output is not a floating tensor; pass loss_fn")
         elif target is None:
-            if y is None or not y.is_floating_point():
-                raise TypeError("the model's output is not a floating tensor; pass loss_fn")
             gen = torch.Generator(device=y.device).manual_seed(0)
             r = torch.randn(y.shape, generator=gen, device=y.device, dtype=torch.float32)
             loss = (y * r.to(y.dtype)).sum()
@@ -846,6 +846,8 @@ def _output_change(
     torch.manual_seed(0)  # the same dropout masks as the traced pass
     with torch.no_grad():
         after = _first_tensor(torch.func.functional_call(model, state, tuple(inputs)))
+    if after is None:
+        return math.nan
     base = float(torch.linalg.vector_norm(before.double()))
     if base == 0:
         return math.inf if bool((after != before).any()) else 0.0
@@ -862,10 +864,10 @@ def _build_report(
     override: Any,
 ) -> Report:
     modules = dict(model.named_modules())
-    rows = [
+    found = [
         (r, modules.get(r.name.split("#")[0], model if r.name == "(model)" else None)) for r in tr
     ]
-    rows = [(r, m) for r, m in rows if m is not None]
+    rows: list[tuple[Any, nn.Module]] = [(r, m) for r, m in found if m is not None]
     weighted = {
         i
         for i, (_, m) in enumerate(rows)
@@ -877,16 +879,18 @@ def _build_report(
         if i not in weighted:
             continue
         if isinstance(m, nn.RNNBase):  # the recurrent matrix of the first layer, reused every step
-            w, b = m.weight_hh_l0, getattr(m, "bias_hh_l0", None)
+            w, b = cast(torch.Tensor, m.weight_hh_l0), getattr(m, "bias_hh_l0", None)
             fan_in, fan_out = m.hidden_size, w.shape[0]
             t_in, t_out = compute_fans(w)
         elif isinstance(m, nn.MultiheadAttention):
-            w = m.in_proj_weight if m.in_proj_weight is not None else m.q_proj_weight
+            w = cast(
+                torch.Tensor, m.in_proj_weight if m.in_proj_weight is not None else m.q_proj_weight
+            )
             b = m.in_proj_bias
             fan_in, fan_out = compute_fans(w)
             t_in, t_out = fan_in, fan_out
         else:
-            w, b = m.weight, getattr(m, "bias", None)
+            w, b = cast(torch.Tensor, m.weight), getattr(m, "bias", None)
             fan_in, fan_out = fans_of(m)
             t_in, t_out = compute_fans(w)
         nl = _nonlinearity_after(rows, i, weighted, override, r.name)
@@ -1034,7 +1038,7 @@ def _findings(
                 + (
                     f"{dtype} overflows above {torch.finfo(dtype).max:.3g}: a scale that grows by a "
                     "factor per layer reaches it after log(max)/log(factor) layers."
-                    if low
+                    if low and dtype is not None
                     else "An initialization that multiplies the signal per layer overflows with depth."
                 ),
                 fix_precision,

@@ -320,7 +320,9 @@ def _no_grad_uniform_(
         if high - low > _finfo_max(_work_dtype(tensor)):
             # torch computes low + (high - low) * u in the working dtype, so b - a must be finite there:
             # draw on [a/2, b/2] and double, which is exact (|2x| <= max(|a|, |b|) is finite)
-            return tensor.copy_(2.0 * _buffer(tensor).uniform_(low / 2, high / 2, generator=generator))
+            return tensor.copy_(
+                2.0 * _buffer(tensor).uniform_(low / 2, high / 2, generator=generator)
+            )
         if tensor.dtype in _NATIVE_DTYPES:
             return tensor.uniform_(low, high, generator=generator)
         return tensor.copy_(_buffer(tensor).uniform_(low, high, generator=generator))

@@ -323,7 +323,7 @@ def first_steps(
         raise ValueError(f"conditions must name at least one condition, got {conditions!r}")
 
     blocks = _chain_blocks(step, x0)
-    if len(blocks) > 1:
+    if len(blocks) > 1 and isinstance(step, _MatmulMap):  # only a _MatmulMap is split in blocks
         parts = [_first_steps(step.block(b.start, b.stop), x0[b], max_steps, tests) for b in blocks]
         return {key: torch.cat([part[key] for part in parts]) for key in tests}
     return _first_steps(step, x0, max_steps, tests)
@@ -400,7 +400,7 @@ def trajectory(
     check_int("steps", steps, minimum=0)
     measure = _STATISTICS[check_choice("statistic", statistic, _STATISTICS)]
     blocks = _chain_blocks(step, x0)
-    if len(blocks) > 1:
+    if len(blocks) > 1 and isinstance(step, _MatmulMap):  # only a _MatmulMap is split in blocks
         parts = [_trajectory(step.block(b.start, b.stop), x0[b], steps, measure) for b in blocks]
         return torch.cat(parts, dim=1)
     return _trajectory(step, x0, steps, measure)
