@@ -89,9 +89,35 @@ def lint(session: nox.Session) -> None:
 
 
 # What the install session runs against the installed wheel: two gallery scripts and the command line
-# (``python -m initbook``, run once the package has an ``initbook/__main__.py``).
+# (``python -m initbook``): the version, and ``diagnose`` on a healthy model (exit 0) and on a model with
+# an all-constant layer (exit 1, the symmetry finding), both from ``_INSTALL_MODELS``.
 INSTALL_EXAMPLES = ("why_init/plot_nonfinite_step.py", "initializers/plot_xavier_variance_check.py")
-INSTALL_COMMANDS = (("-m", "initbook", "--version"),)
+_DIAGNOSE = ("-m", "initbook", "diagnose", "--input-shape", "64,16", "--classes", "10")
+INSTALL_COMMANDS = (("-m", "initbook", "--version"), (*_DIAGNOSE, "models.py:healthy"))
+INSTALL_FAILING_COMMANDS = ((*_DIAGNOSE, "models.py:constant"),)
+_INSTALL_MODELS = """
+import torch
+from torch import nn
+
+import initbook
+
+
+def healthy():
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    gen = torch.Generator().manual_seed(0)
+    for layer in model[:-1:2]:
+        initbook.init.kaiming_normal_(layer.weight, nonlinearity="relu", generator=gen)
+        nn.init.zeros_(layer.bias)
+    nn.init.zeros_(model[-1].weight)
+    nn.init.zeros_(model[-1].bias)
+    return model
+
+
+def constant():
+    model = healthy()
+    nn.init.constant_(model[2].weight, 0.1)
+    return model
+"""
 
 
 @nox.session
@@ -135,14 +161,17 @@ def install(session: nox.Session) -> None:
     for example in INSTALL_EXAMPLES:
         run_installed(str(ROOT / "examples" / example))
         session.log(f"ran examples/{example} against the installed package")
-    if (ROOT / "initbook" / "__main__.py").is_file():
-        for command in INSTALL_COMMANDS:
-            output = run_installed(*command)
-            session.log(f"python {' '.join(command)}: {output.strip()}")
-            if "--version" in command and PROJECT_VERSION not in output:
-                session.error(f"`python {' '.join(command)}` does not print {PROJECT_VERSION}")
-    else:
-        session.log("no initbook/__main__.py in this checkout: no command line to run")
+    (scratch / "models.py").write_text(_INSTALL_MODELS, encoding="utf-8")
+    for command in INSTALL_COMMANDS:
+        output = run_installed(*command)
+        session.log(f"python {' '.join(command)}: {output.strip().splitlines()[0]}")
+        if "--version" in command and PROJECT_VERSION not in output:
+            session.error(f"`python {' '.join(command)}` does not print {PROJECT_VERSION}")
+    # serious findings: exit status 1, so that a user's CI can fail on them
+    for command in INSTALL_FAILING_COMMANDS:
+        with session.chdir(scratch):
+            session.run(python, *command, env=env, external=True, silent=True, success_codes=[1])
+        session.log(f"python {' '.join(command)}: exit status 1, as it should")
     session.log(f"{wheel.name}: built, checked, installed in {target} and run from {scratch}")
 
 
