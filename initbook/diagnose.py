@@ -925,9 +925,9 @@ def _build_report(
             torch_fan_out=t_out,
             nonlinearity=nl,
             weight_std=w_std,
-            he_std=math.sqrt(2.0 / fan_in),
-            lecun_std=1.0 / math.sqrt(fan_in),
-            xavier_std=gain * math.sqrt(2.0 / (fan_in + fan_out)),
+            he_std=theory.kaiming_std(fan_in, nonlinearity="relu"),
+            lecun_std=theory.lecun_std(fan_in),
+            xavier_std=theory.xavier_std(fan_in, fan_out, gain),
             recommended_std=rec_std,
             scale_ratio=w_std / rec_std if math.isfinite(rec_std) else math.nan,
             bias_mean=float(b.detach().double().mean())
