@@ -162,6 +162,7 @@ sphinx_gallery_conf = {
             "../examples/initializers",
             "../examples/training",
             "../examples/beyond",
+            "../examples/architectures",
         ]
     ),
     "within_subsection_order": "FileNameSortKey",
