@@ -41,7 +41,9 @@ def _axis(name: str, values: object) -> torch.Tensor:
     try:
         axis = torch.as_tensor(values, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
-        raise ArgumentTypeError(f"{name} must be a 1-D sequence or tensor of numbers, got {values!r}") from None
+        raise ArgumentTypeError(
+            f"{name} must be a 1-D sequence or tensor of numbers, got {values!r}"
+        ) from None
     if axis.dim() != 1 or axis.numel() == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {tuple(axis.shape)}")
     if not bool(torch.isfinite(axis).all()) or bool((axis < 0).any()):
@@ -105,10 +107,15 @@ def chi1_grid(
     skip = check_int("skip", skip, minimum=0)
     depth = check_int("depth", depth, minimum=1)
     if depth <= skip:
-        raise ValueError(f"depth must be > skip={skip} (layers averaged: skip + 1 ... depth), got {depth}")
+        raise ValueError(
+            f"depth must be > skip={skip} (layers averaged: skip + 1 ... depth), got {depth}"
+        )
     w2, b2 = torch.meshgrid(sw_axis, sb_axis, indexing="ij")
     q_star = torch.tensor(
-        [fixed_point_q(w, b) for w, b in zip(w2.flatten().tolist(), b2.flatten().tolist(), strict=True)]
+        [
+            fixed_point_q(w, b)
+            for w, b in zip(w2.flatten().tolist(), b2.flatten().tolist(), strict=True)
+        ]
     )
     run = mean_field_network(
         w2.flatten(),
@@ -180,7 +187,9 @@ def correlation_runs(
     return run.c.reshape(len(sw_axis), nets, depth + 1)
 
 
-def _tanh_stack(sigma_w2: float, sigma_b2: float, depth: int, width: int, seed: int) -> nn.Sequential:
+def _tanh_stack(
+    sigma_w2: float, sigma_b2: float, depth: int, width: int, seed: int
+) -> nn.Sequential:
     """``depth`` square tanh layers, weights N(0, sigma_w2 / width), biases N(0, sigma_b2), from one seed."""
     gen = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []

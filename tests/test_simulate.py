@@ -30,7 +30,9 @@ def test_chi1_grid_measures_ln_chi1(seed):
     """
     width, nets = 256, 32
     sws = torch.tensor([1.2, 2.5], dtype=torch.float64)
-    grid = simulate.chi1_grid(sws.repeat_interleave(nets), [0.05], width=width, depth=20, generator=seeded(seed))
+    grid = simulate.chi1_grid(
+        sws.repeat_interleave(nets), [0.05], width=width, depth=20, generator=seeded(seed)
+    )
     assert grid.shape == (2 * nets, 1)
     per_net = grid[:, 0].reshape(2, nets).T  # (nets, 2)
     predicted = [math.log(theory.chi1(s, 0.05)) for s in sws.tolist()]
@@ -39,10 +41,18 @@ def test_chi1_grid_measures_ln_chi1(seed):
 
 def test_chi1_grid_is_the_batched_mean_field_run(seed):
     """Same generator state, same numbers as calling mean_field_network on the flattened grid by hand."""
-    sw2, sb2 = torch.tensor([0.8, 1.5, 3.0], dtype=torch.float64), torch.tensor([0.0, 0.1], dtype=torch.float64)
+    sw2, sb2 = (
+        torch.tensor([0.8, 1.5, 3.0], dtype=torch.float64),
+        torch.tensor([0.0, 0.1], dtype=torch.float64),
+    )
     grid = simulate.chi1_grid(sw2, sb2, width=32, depth=8, skip=2, generator=seeded(seed))
     w2, b2 = torch.meshgrid(sw2, sb2, indexing="ij")
-    q0 = torch.tensor([theory.fixed_point_q(w, b) for w, b in zip(w2.flatten().tolist(), b2.flatten().tolist())])
+    q0 = torch.tensor(
+        [
+            theory.fixed_point_q(w, b)
+            for w, b in zip(w2.flatten().tolist(), b2.flatten().tolist(), strict=True)
+        ]
+    )
     run = stats.mean_field_network(
         w2.flatten(), b2.flatten(), width=32, depth=8, q0=q0.clamp_min(1e-3), generator=seeded(seed)
     )
@@ -59,11 +69,17 @@ def test_correlation_runs_follow_the_correlation_map(seed):
     caught: the chaotic phase needs an error of about 20 %).
     """
     sws, depth, nets = [1.2, 2.5], 8, 64
-    c = simulate.correlation_runs(sws, 0.05, nets=nets, width=1000, depth=depth, generator=seeded(seed))
+    c = simulate.correlation_runs(
+        sws, 0.05, nets=nets, width=1000, depth=depth, generator=seeded(seed)
+    )
     assert c.shape == (2, nets, depth + 1)
     assert torch.allclose(c[:, :, 0], torch.full((2, nets), 0.5, dtype=torch.float64), atol=0.1)
-    predicted = torch.stack([theory.iterate_maps(1.0, 0.5, s, 0.05, depth).c for s in sws])  # (2, depth + 1)
-    assert_agrees(estimate(c[:, :, 1:].transpose(0, 1)), predicted[:, 1:], allowance=depth / 1000, what="c")
+    predicted = torch.stack(
+        [theory.iterate_maps(1.0, 0.5, s, 0.05, depth).c for s in sws]
+    )  # (2, depth + 1)
+    assert_agrees(
+        estimate(c[:, :, 1:].transpose(0, 1)), predicted[:, 1:], allowance=depth / 1000, what="c"
+    )
 
 
 def test_tanh_gradient_profile_follows_the_product_of_chi1(seed):
@@ -79,21 +95,28 @@ def test_tanh_gradient_profile_follows_the_product_of_chi1(seed):
         base = seed % 10_000 * 100
         logs = torch.stack(
             [
-                simulate.tanh_gradient_profile(sw2, depth=depth, width=width, batch=64, seed=base + k).log10()
+                simulate.tanh_gradient_profile(
+                    sw2, depth=depth, width=width, batch=64, seed=base + k
+                ).log10()
                 for k in range(nets)
             ]
         )
         assert torch.equal(logs[:, -1], torch.zeros(nets, dtype=torch.float64))
         predicted = simulate.tanh_gradient_theory(sw2, depth=depth).log10()
         allowance = (depth - 1) * 2.0 / width / math.log(10)
-        assert_agrees(estimate(logs[:, 0]), float(predicted[0]), allowance=allowance, what=f"sigma_w2={sw2}")
+        assert_agrees(
+            estimate(logs[:, 0]), float(predicted[0]), allowance=allowance, what=f"sigma_w2={sw2}"
+        )
 
 
 def test_tanh_gradient_theory_is_chi1_to_a_power_at_the_fixed_point():
-    """Started at q* (sigma_b2 > 0 fixes q1 = sigma_w2 + sigma_b2 only approximately): exact at the critical point."""
+    """The prediction is the product of chi1(q^k) along the iterated length map, exactly."""
     p = simulate.tanh_gradient_theory(1.0, 0.0, depth=5)
-    assert p.dtype == torch.float64 and p.shape == (5,) and float(p[-1]) == 1.0
-    assert bool((p[:-1] < 1).all())  # gain 1, zero bias: shrinking towards the input, by a power of the depth
+    assert p.dtype == torch.float64
+    assert p.shape == (5,)
+    assert float(p[-1]) == 1.0
+    # gain 1, zero bias: shrinking towards the input, by a power of the depth
+    assert bool((p[:-1] < 1).all())
     chaotic = simulate.tanh_gradient_theory(25 / 9, depth=3)
     q = theory.iterate_maps(25 / 9, 0.5, 25 / 9, 0.0, 2).q
     expected = theory.chi1(25 / 9, 0.0, q=float(q[0])) * theory.chi1(25 / 9, 0.0, q=float(q[1]))
@@ -111,17 +134,59 @@ def test_zero_bias_draws_no_bias():
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda: simulate.chi1_grid([1.0], [0.0], width=8, depth=4, generator=torch.Generator()), ValueError, "skip"),
-        (lambda: simulate.chi1_grid([[1.0]], [0.0], width=8, depth=8, generator=torch.Generator()), ValueError, "1-D"),
-        (lambda: simulate.chi1_grid([1.0], [-0.1], width=8, depth=8, generator=torch.Generator()), ValueError, ">= 0"),
-        (lambda: simulate.chi1_grid(["a"], [0.0], width=8, depth=8, generator=torch.Generator()), TypeError, "sigma_w2"),
-        (lambda: simulate.chi1_grid([1.0], [0.0], width=8, depth=8, generator=0), TypeError, "torch.Generator"),
-        (lambda: simulate.correlation_runs([1.0], 0.0, nets=0, width=8, depth=2, generator=torch.Generator()),
-         ValueError, "nets"),
-        (lambda: simulate.correlation_runs([1.0], -1.0, nets=2, width=8, depth=2, generator=torch.Generator()),
-         ValueError, "sigma_b2"),
-        (lambda: simulate.tanh_gradient_profile(0.0, depth=2, width=4, batch=2, seed=0), ValueError, "sigma_w2"),
-        (lambda: simulate.tanh_gradient_profile(1.0, depth=2.0, width=4, batch=2, seed=0), TypeError, "depth"),
+        (
+            lambda: simulate.chi1_grid([1.0], [0.0], width=8, depth=4, generator=torch.Generator()),
+            ValueError,
+            "skip",
+        ),
+        (
+            lambda: simulate.chi1_grid(
+                [[1.0]], [0.0], width=8, depth=8, generator=torch.Generator()
+            ),
+            ValueError,
+            "1-D",
+        ),
+        (
+            lambda: simulate.chi1_grid(
+                [1.0], [-0.1], width=8, depth=8, generator=torch.Generator()
+            ),
+            ValueError,
+            ">= 0",
+        ),
+        (
+            lambda: simulate.chi1_grid(["a"], [0.0], width=8, depth=8, generator=torch.Generator()),
+            TypeError,
+            "sigma_w2",
+        ),
+        (
+            lambda: simulate.chi1_grid([1.0], [0.0], width=8, depth=8, generator=0),
+            TypeError,
+            "torch.Generator",
+        ),
+        (
+            lambda: simulate.correlation_runs(
+                [1.0], 0.0, nets=0, width=8, depth=2, generator=torch.Generator()
+            ),
+            ValueError,
+            "nets",
+        ),
+        (
+            lambda: simulate.correlation_runs(
+                [1.0], -1.0, nets=2, width=8, depth=2, generator=torch.Generator()
+            ),
+            ValueError,
+            "sigma_b2",
+        ),
+        (
+            lambda: simulate.tanh_gradient_profile(0.0, depth=2, width=4, batch=2, seed=0),
+            ValueError,
+            "sigma_w2",
+        ),
+        (
+            lambda: simulate.tanh_gradient_profile(1.0, depth=2.0, width=4, batch=2, seed=0),
+            TypeError,
+            "depth",
+        ),
         (lambda: simulate.tanh_gradient_theory(1.0, depth=0), ValueError, "depth"),
     ],
 )
