@@ -146,7 +146,7 @@ def _markdown(source: str, glued: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             continue
         out.append(_roles(line, glued))
         i += 1
-    return "\n".join(out), attachments
+    return _roles("\n".join(out), glued), attachments  # again: roles that span lines
 
 
 def _roles(text: str, glued: dict[str, Any]) -> str:
