@@ -335,7 +335,9 @@ def notebooks(session: nox.Session) -> None:
     if not (BUILD / "html" / "_sources").is_dir():
         session.error("no built book in docs/_build/html: run `nox -s docs` first")
     _install(session, "notebooks")
-    session.run("python", str(ROOT / "tools" / "run_notebooks.py"), *session.posargs, env=_docs_env())
+    session.run(
+        "python", str(ROOT / "tools" / "run_notebooks.py"), *session.posargs, env=_docs_env()
+    )
 
 
 @nox.session
