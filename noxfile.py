@@ -11,6 +11,7 @@ re-installed only when ``pyproject.toml`` or ``constraints.txt`` change, so torc
     nox -s lint               # ruff check, ruff format --check, mypy, workflow files against their schema
     nox -s install            # build sdist and wheel, twine check, install the wheel in a fresh venv, run it
     nox -s site               # the built book in headless Chromium (after docs; needs chromium, chromedriver)
+    nox -s notebooks          # run every chapter's downloadable notebook in a fresh venv (after docs)
     nox -s example -- plot_nonfinite_step   # run one gallery script through Sphinx
     nox -s reproducibility    # build the book twice from clean copies and compare every result
     nox -s benchmarks         # time builds, examples, estimators and training; write benchmarks/results.json
@@ -318,6 +319,25 @@ def site(session: nox.Session) -> None:
         *session.posargs,
     )
     session.log(f"screenshots in {BUILD / 'screenshots'}")
+
+
+@nox.session
+def notebooks(session: nox.Session) -> None:
+    """Run every chapter's downloadable notebook top to bottom, as a reader would (run ``nox -s docs`` first).
+
+    The book's build writes one notebook per executed page (``docs/_ext/initbook_notebooks.py``, the
+    ``.ipynb`` entry of a page's download menu). This session installs into its own fresh environment only
+    what a reader needs, the package and Jupyter's kernel and client (dependency group ``notebooks``: no
+    Sphinx, no myst-nb, no scipy), and runs the notebooks in parallel, one kernel per CPU
+    (``tools/run_notebooks.py``; extra arguments go to it, e.g. ``-- chaos`` for the pages whose name
+    contains "chaos"). Not run by ``nox`` alone, nor by ``.ci/run``: it re-executes the whole book.
+    """
+    if not (BUILD / "html" / "_sources").is_dir():
+        session.error("no built book in docs/_build/html: run `nox -s docs` first")
+    _install(session, "notebooks")
+    session.run(
+        "python", str(ROOT / "tools" / "run_notebooks.py"), *session.posargs, env=_docs_env()
+    )
 
 
 @nox.session

@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+import pytest
+
 LANDING = "index.html"
 CHAPTER = "foundations/relu-and-kaiming.html"
 EXAMPLE = "auto_examples/variance/plot_relu_depth.html"
@@ -284,3 +286,27 @@ def test_narrow_viewport(browser, server, screenshots: Path) -> None:
             screenshot(browser, screenshots, f"{name}-narrow")
     finally:
         browser.set_window_size(1400, 1000)
+
+
+@pytest.mark.parametrize("chapter", [CHAPTER, "beyond/chaos-experiments.html"])
+def test_chapter_notebook_download(browser, server, site: Path, chapter: str) -> None:
+    """The download menu of a chapter offers its notebook, a valid .ipynb holding the page's code."""
+    import json
+
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server.url}/{chapter}")
+    links = [
+        a.get_attribute("href")
+        for a in browser.find_elements(By.CSS_SELECTOR, ".dropdown-download-buttons a")
+        if urlsplit(a.get_attribute("href") or "").path.endswith(".ipynb")
+    ]
+    assert len(links) == 1, f"{chapter}: notebook downloads {links}"
+    file = site / urlsplit(urljoin(f"{server.url}/{chapter}", links[0])).path.lstrip("/")
+    notebook = json.loads(file.read_text(encoding="utf-8"))
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert notebook["nbformat"] == 4, f"{file}: not an nbformat 4 notebook"
+    assert len(code) >= 3, f"{file}: {len(code)} code cells"
+    sources = "".join("".join(c["source"]) for c in notebook["cells"])
+    assert "from myst_nb import glue\n" not in "".join("".join(c["source"]) for c in code[1:]), file
+    assert "{glue:text}" not in sources, f"{file}: MyST roles left in the text"

@@ -47,6 +47,7 @@ extensions = [
     "sphinxcontrib.bibtex",
     "sphinx-mathjax-offline",  # ships MathJax 3 and points mathjax_path at the local copy
     "initbook_docs",
+    "initbook_notebooks",  # every executed page as a notebook to download (.ipynb button)
 ]
 exclude_patterns = [
     "_build",

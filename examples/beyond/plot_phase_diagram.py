@@ -4,14 +4,14 @@ The order-to-chaos phase diagram of tanh networks, simulated
 
 Poole et al. (2016) and Schoenholz et al. (2017) split random tanh networks into an ordered and a chaotic
 phase by :math:`\chi_1`, the per-layer growth of a small perturbation (at a fixed point :math:`q^* > 0` also
-the slope of the correlation map at :math:`c = 1`). Here 192 random networks, one per
+the slope of the correlation map at :math:`c = 1`). Here 176 random networks, one per
 :math:`(\sigma_w^2, \sigma_b^2)` cell, are simulated in one batched computation with
-:func:`initbook.stats.mean_field_network` (the weights of a layer are one ``(configs, n, n)`` tensor and the
+:func:`initbook.simulate.chi1_grid` on :func:`initbook.stats.mean_field_network` (the weights of a layer are one ``(configs, n, n)`` tensor and the
 layer is one :func:`torch.bmm`). Each network measures :math:`\chi_1` as the growth of a small perturbation
 per layer, and the theory's critical line :func:`initbook.theory.critical_line` is drawn on top. A second
 panel shows, at :math:`\sigma_b^2 = 0.05`, how two inputs' correlation approaches its fixed point, against
 the iterated maps and the depth scale :math:`\xi_c` (:func:`initbook.theory.correlation_depth_scale`). See
-:ref:`order-and-chaos`.
+:ref:`order-and-chaos` for the theory and :ref:`chaos-experiments`, which computes the same phase diagram.
 """
 
 # License: BSD-3-Clause
@@ -23,36 +23,25 @@ the iterated maps and the depth scale :math:`\xi_c` (:func:`initbook.theory.corr
 import matplotlib.pyplot as plt
 import torch
 
-from initbook import stats, theory
+from initbook import simulate, theory
 
 SB = 0.05
-sw2_axis = torch.linspace(0.5, 4.0, 16, dtype=torch.float64)
-sb2_axis = torch.linspace(0.0, 0.3, 12, dtype=torch.float64)
-W2, B2 = torch.meshgrid(sw2_axis, sb2_axis, indexing="ij")
 
 # %%
-# :math:`\chi_1` from 192 networks in one batch
+# :math:`\chi_1` from 176 networks in one batch
 # ---------------------------------------------
-# Width 64, 20 layers, each network starting at its own fixed point :math:`q^*`
-# (:func:`initbook.theory.fixed_point_q`). The per-layer squared-norm ratio of the perturbation is averaged
-# over layers 5-20, then its logarithm taken (the mean of the logs would be biased low by half their
-# variance). With one network of width 64 per cell the estimate is noisy near the line, where
+# The grid, sizes and seed of the chapter :ref:`chaos-experiments`, through the same function,
+# :func:`initbook.simulate.chi1_grid`: one network of width 128 and 24 layers per cell, each starting at its
+# own fixed point :math:`q^*` (:func:`initbook.theory.fixed_point_q`). The per-layer squared-norm ratio of the
+# perturbation is averaged over layers 5-24, then its logarithm taken (the mean of the logs would be biased
+# low by half their variance). With one network per cell the estimate is noisy near the line, where
 # :math:`\ln\chi_1` is small.
-q_star = torch.tensor(
-    [
-        theory.fixed_point_q(w, b)
-        for w, b in zip(W2.flatten().tolist(), B2.flatten().tolist(), strict=True)
-    ]
+sw2_axis = torch.linspace(0.6, 4.0, 16, dtype=torch.float64)
+sb2_axis = torch.linspace(0.0, 0.3, 11, dtype=torch.float64)
+log_chi1 = simulate.chi1_grid(
+    sw2_axis, sb2_axis, width=128, depth=24, generator=torch.Generator().manual_seed(1)
 )
-run = stats.mean_field_network(
-    W2.flatten(),
-    B2.flatten(),
-    width=64,
-    depth=20,
-    q0=q_star.clamp_min(1e-3),
-    generator=torch.Generator().manual_seed(0),
-)
-log_chi1 = run.chi1[:, 4:].mean(dim=1).log().reshape(W2.shape)
+W2, B2 = torch.meshgrid(sw2_axis, sb2_axis, indexing="ij")
 
 sb2_fine = torch.linspace(0.0, 0.3, 61, dtype=torch.float64)
 line = theory.critical_line(sb2_fine)
@@ -60,22 +49,21 @@ line = theory.critical_line(sb2_fine)
 # %%
 # How fast two inputs reach their fixed-point correlation
 # -------------------------------------------------------
-# Four weight variances at :math:`\sigma_b^2 = 0.05`, 32 networks each (width 1000; ``method="gram"``
-# draws the same distribution as explicit weights at :math:`O(n)` cost per layer), two inputs starting at
-# :math:`c^0 = 0.5`. The theory (:func:`initbook.theory.iterate_maps`) predicts the whole curve; its tail
-# falls like :math:`e^{-\ell/\xi_c}`.
+# Four weight variances at :math:`\sigma_b^2 = 0.05`, 32 networks each of width 1000
+# (:func:`initbook.simulate.correlation_runs`, which the chapter uses for 30 weight variances), two inputs
+# starting at :math:`c^0 = 0.5`. The theory (:func:`initbook.theory.iterate_maps`) predicts the whole curve;
+# its tail falls like :math:`e^{-\ell/\xi_c}`.
 NETS, DEPTH = 32, 40
 sw2_line = torch.tensor([1.0, 1.4, 2.5, 4.0], dtype=torch.float64)
-c_run = stats.mean_field_network(
-    sw2_line.repeat_interleave(NETS),
+c_all = simulate.correlation_runs(
+    sw2_line,
     SB,
+    nets=NETS,
     width=1000,
     depth=DEPTH,
     c0=0.5,
     generator=torch.Generator().manual_seed(1),
-    method="gram",
 )
-c_all = c_run.c.reshape(len(sw2_line), NETS, DEPTH + 1)
 c_mean = c_all.mean(dim=1)
 c_se = c_all.std(dim=1) / NETS**0.5
 c_star = torch.tensor([theory.fixed_point_c(float(s), SB) for s in sw2_line])

@@ -21,13 +21,11 @@ the critical gain 1 and an ordered gain.
 # With zero biases, the critical weight variance of tanh is exactly :math:`\sigma_w^2 = 1`
 # (:func:`initbook.theory.critical_line`); with PyTorch's default bias variance :math:`1/(3n)` it is a
 # little larger.
-import math
 
 import matplotlib.pyplot as plt
 import torch
-from torch import nn
 
-from initbook import stats, theory
+from initbook import simulate, theory
 
 DEPTH, WIDTH, SEEDS = 50, 128, 3
 torch_bias = 1 / (3 * WIDTH)
@@ -47,41 +45,22 @@ for name, s2, b2 in [
 # Gradients per layer, measured and predicted
 # -------------------------------------------
 # Square tanh layers with :math:`W_{ij} \sim \mathcal N(0, \sigma_w^2/n)` and :math:`b_i \sim \mathcal N(0,
-# \sigma_b^2)`; a batch of 64
-# standard normal inputs; :func:`initbook.stats.trace`'s default loss, a random projection of the output, so
-# that the gradient arriving at the top is i.i.d. standard normal.
-
-
-def tanh_stack(sigma_w2, sigma_b2, seed):
-    gen = torch.Generator().manual_seed(seed)
-    layers = []
-    for _ in range(DEPTH):
-        linear = nn.Linear(WIDTH, WIDTH)
-        with torch.no_grad():
-            linear.weight.normal_(0.0, math.sqrt(sigma_w2 / WIDTH), generator=gen)
-            linear.bias.normal_(0.0, math.sqrt(sigma_b2), generator=gen)
-        layers += [linear, nn.Tanh()]
-    return nn.Sequential(*layers)
+# \sigma_b^2)`; a batch of 64 standard normal inputs; :func:`initbook.stats.trace`'s default loss, a random
+# projection of the output, so that the gradient arriving at the top is i.i.d. standard normal. The
+# measurement and the prediction are :func:`initbook.simulate.tanh_gradient_profile` and
+# :func:`initbook.simulate.tanh_gradient_theory`, which the chapter :ref:`chaos-experiments` uses for 30
+# layers of width 256.
 
 
 def measured(sigma_w2, sigma_b2, seed):
-    x = torch.randn(64, WIDTH, generator=torch.Generator().manual_seed(100 + seed))
-    t = stats.trace(
-        tanh_stack(sigma_w2, sigma_b2, seed),
-        x,
-        layers=[nn.Linear],
-        bins=0,
-        generator=torch.Generator().manual_seed(200 + seed),
+    return simulate.tanh_gradient_profile(
+        sigma_w2, sigma_b2, depth=DEPTH, width=WIDTH, batch=64, seed=seed
     )
-    g = torch.tensor([row.grad_mean_sq for row in t], dtype=torch.float64)
-    return g / g[-1]
 
 
 def predicted(sigma_w2, sigma_b2):
     # q^1 = sigma_w2 * E[x^2] + sigma_b2; the gradient at layer l is prod_{k=l}^{L-1} chi1(q^k) times the top's
-    q = theory.iterate_maps(sigma_w2 + sigma_b2, 0.5, sigma_w2, sigma_b2, DEPTH - 1).q
-    chi = torch.tensor([theory.chi1(sigma_w2, sigma_b2, q=float(v)) for v in q[:-1]])
-    return torch.cat([torch.cumprod(chi.flip(0), 0).flip(0), torch.ones(1, dtype=torch.float64)])
+    return simulate.tanh_gradient_theory(sigma_w2, sigma_b2, depth=DEPTH)
 
 
 configs = {
