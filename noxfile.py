@@ -330,7 +330,9 @@ def notebooks(session: nox.Session) -> None:
     what a reader needs, the package and Jupyter's kernel and client (dependency group ``notebooks``: no
     Sphinx, no myst-nb, no scipy), and runs the notebooks in parallel, one kernel per CPU
     (``tools/run_notebooks.py``; extra arguments go to it, e.g. ``-- chaos`` for the pages whose name
-    contains "chaos"). Not run by ``nox`` alone, nor by ``.ci/run`` (it re-executes the whole book, which would take .ci/run past its 12 minutes); the hosted CI runs it in its own job after the docs (``.github/workflows/ci.yml``).
+    contains "chaos"). Not run by ``nox`` alone, nor by ``.ci/run``: it re-executes the whole book, which
+    would take .ci/run past its 12 minutes. The hosted CI runs it in its own job after the docs job
+    (``.github/workflows/ci.yml``).
     """
     if not (BUILD / "html" / "_sources").is_dir():
         session.error("no built book in docs/_build/html: run `nox -s docs` first")
