@@ -36,7 +36,6 @@ __all__ = [
     "train_sequence_task",
 ]
 
-Norm = Literal["pre", "post", "none"]
 _NORMS = ("none", "post", "pre")
 _SCALES = ("mup", "none", "sqrt")
 
@@ -91,6 +90,7 @@ class CausalSelfAttention(nn.Module):
         return (q @ k.transpose(-1, -2) * self.logit_scale).masked_fill(mask, -math.inf)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend: ``x`` of shape ``(batch, T, d_model)`` to the same shape."""
         probs = self.logits(x).softmax(dim=-1)
         out = (probs @ self._split(self.v_proj(x))).transpose(1, 2).reshape(x.shape)
         return self.out_proj(out)
@@ -120,7 +120,7 @@ class DecoderBlock(nn.Module):
         n_heads: int,
         d_ff: int | None = None,
         *,
-        norm: Norm = "pre",
+        norm: Literal["pre", "post", "none"] = "pre",
         alpha: float = 1.0,
         attn_scale: str = "sqrt",
     ) -> None:
@@ -142,6 +142,7 @@ class DecoderBlock(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the attention and MLP branches to the stream ``x`` of shape ``(batch, T, d_model)``."""
         if self.norm == "pre":
             x = x + self.attn(self.ln1(x))
             return x + self.mlp(self.ln2(x))
@@ -185,7 +186,7 @@ class TinyDecoder(nn.Module):
         n_heads: int = 4,
         n_layers: int = 2,
         *,
-        norm: Norm = "pre",
+        norm: Literal["pre", "post", "none"] = "pre",
         tie: bool = False,
         attn_scale: str = "sqrt",
     ) -> None:
@@ -222,6 +223,7 @@ class TinyDecoder(nn.Module):
         return out
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits of shape ``(batch, T, vocab)`` for token indices ``idx`` of shape ``(batch, T)``."""
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x)
