@@ -8,6 +8,7 @@ The library behind the initbook online book. Modules:
 * :mod:`initbook.init`: initializers (torch.nn.init's names on one variance-scaling core), LSUV,
   whole-model initialization with the correct fans for grouped and transposed convolutions;
 * :mod:`initbook.nets`: residual MLPs without normalization, and their He, zero-last and Fixup inits;
+  a minimal decoder-only transformer and the sorting task it trains on;
 * :mod:`initbook.mup`: width: standard vs maximal-update parameterization (μP), the coordinate check;
 * :mod:`initbook.train`: a small, fast, deterministic training loop;
 * :func:`initbook.diagnose`: the initialization of any model, per layer, with findings and their fixes
@@ -27,12 +28,14 @@ from .init import (
     calculate_gain,
     compute_fans,
     constant_,
+    deepnet_init_,
     default_linear_init_,
     dirac_,
     eye_,
     fans_of,
     glorot_normal_,
     glorot_uniform_,
+    gpt2_init_,
     he_normal_,
     he_uniform_,
     init_model,
@@ -46,7 +49,9 @@ from .init import (
     orthogonal_,
     sparse_,
     spectral_normalize_,
+    t_fixup_init_,
     torch_default_,
+    transformer_roles,
     trunc_normal_,
     truncated_normal_std,
     uniform_,
@@ -116,6 +121,7 @@ __all__ = [
     "correlation_map",
     "critical_sigma_w2",
     "data",
+    "deepnet_init_",
     "default_linear_init_",
     "diagnose",
     "dirac_",
@@ -129,6 +135,7 @@ __all__ = [
     "gauss_hermite",
     "glorot_normal_",
     "glorot_uniform_",
+    "gpt2_init_",
     "growth_factor",
     "he_normal_",
     "he_uniform_",
@@ -160,12 +167,14 @@ __all__ = [
     "spectral_normalize_",
     "stats",
     "sum_variance",
+    "t_fixup_init_",
     "theory",
     "torch_default_",
     "torch_default_bound",
     "trace",
     "train",
     "trajectory",
+    "transformer_roles",
     "trunc_normal_",
     "truncated_normal_std",
     "underflow_step",

@@ -61,6 +61,7 @@ from typing import Any, Literal, TypeVar, cast
 import torch
 from torch import nn
 
+from ._init_transformer import deepnet_init_, gpt2_init_, t_fixup_init_, transformer_roles
 from ._validation import (
     FLOAT_DTYPES,
     ArgumentTypeError,
@@ -79,12 +80,14 @@ __all__ = [
     "calculate_gain",
     "compute_fans",
     "constant_",
+    "deepnet_init_",
     "default_linear_init_",
     "dirac_",
     "eye_",
     "fans_of",
     "glorot_normal_",
     "glorot_uniform_",
+    "gpt2_init_",
     "he_normal_",
     "he_uniform_",
     "init_model",
@@ -98,7 +101,9 @@ __all__ = [
     "orthogonal_",
     "sparse_",
     "spectral_normalize_",
+    "t_fixup_init_",
     "torch_default_",
+    "transformer_roles",
     "trunc_normal_",
     "truncated_normal_std",
     "uniform_",

@@ -21,16 +21,32 @@ from typing import cast
 import torch
 from torch import nn
 
+from ._nets_transformer import (
+    CausalSelfAttention,
+    DecoderBlock,
+    SequenceRun,
+    TinyDecoder,
+    attention_token_spread,
+    sorting_batch,
+    train_sequence_task,
+)
 from ._validation import check_float_dtype, check_int, check_real
 from .init import kaiming_normal_, normal_, zeros_
 from .theory import fixup_scale
 
 __all__ = [
+    "CausalSelfAttention",
+    "DecoderBlock",
     "ResidualBlock",
     "ResidualMLP",
+    "SequenceRun",
+    "TinyDecoder",
+    "attention_token_spread",
     "fixup_",
     "he_branches_",
+    "sorting_batch",
     "stream_second_moments",
+    "train_sequence_task",
     "zero_last_",
 ]
 

@@ -25,32 +25,52 @@ from typing import NamedTuple, cast
 import numpy as np
 import torch
 
+from ._theory_attention import (
+    AttentionScale,
+    DeepNetArchitecture,
+    attention_logit_variance,
+    deepnet_constants,
+    gpt2_residual_std,
+    initial_cross_entropy,
+    pre_ln_stream_second_moment,
+    softmax_entropy_small_logit,
+    t_fixup_scale,
+)
 from ._validation import check_choice, check_float_dtype, check_int, check_real
 from .init import Nonlinearity, calculate_gain
 
 __all__ = [
+    "AttentionScale",
+    "DeepNetArchitecture",
     "VariancePropagation",
+    "attention_logit_variance",
     "chi1",
     "correlation_depth_scale",
     "correlation_map",
     "critical_sigma_w2",
+    "deepnet_constants",
     "expected_max_abs_normal",
     "fixed_point_c",
     "fixed_point_q",
     "float_range",
     "gauss_hermite",
+    "gpt2_residual_std",
     "growth_factor",
+    "initial_cross_entropy",
     "kaiming_std",
     "leaky_relu_second_moment",
     "lecun_std",
     "length_map",
     "log_rms_moments",
     "overflow_step",
+    "pre_ln_stream_second_moment",
     "propagate_variance",
     "relu_mean_gaussian",
     "relu_second_moment",
     "relu_variance_gaussian",
+    "softmax_entropy_small_logit",
     "sum_variance",
+    "t_fixup_scale",
     "torch_default_bound",
     "underflow_step",
     "uniform_bound",
