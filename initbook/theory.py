@@ -25,15 +25,26 @@ from typing import NamedTuple, cast
 import numpy as np
 import torch
 
+from ._theory_normalization import (
+    bn_gradient_growth,
+    bn_residual_stream_variance,
+    effective_learning_rate,
+    ln_gradient_profile,
+    normalized_second_moment,
+    scale_invariant_angle,
+)
 from ._validation import check_choice, check_float_dtype, check_int, check_real
 from .init import Nonlinearity, calculate_gain
 
 __all__ = [
     "VariancePropagation",
+    "bn_gradient_growth",
+    "bn_residual_stream_variance",
     "chi1",
     "correlation_depth_scale",
     "correlation_map",
     "critical_sigma_w2",
+    "effective_learning_rate",
     "expected_max_abs_normal",
     "fixed_point_c",
     "fixed_point_q",
@@ -44,12 +55,15 @@ __all__ = [
     "leaky_relu_second_moment",
     "lecun_std",
     "length_map",
+    "ln_gradient_profile",
     "log_rms_moments",
+    "normalized_second_moment",
     "overflow_step",
     "propagate_variance",
     "relu_mean_gaussian",
     "relu_second_moment",
     "relu_variance_gaussian",
+    "scale_invariant_angle",
     "sum_variance",
     "torch_default_bound",
     "underflow_step",
