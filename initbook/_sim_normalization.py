@@ -317,6 +317,17 @@ def train_mlp_grid(
 
     Raises:
         ValueError: an unknown norm or scheme, or bad sizes.
+        TypeError: ``x`` is not a floating-point tensor.
+
+    Examples:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(64, 5, generator=g)
+        >>> y = (x[:, 0] > 0).long()
+        >>> runs = initbook.stats.train_mlp_grid(
+        ...     x, y, (x, y), norms=("bn",), schemes=("he", "xavier"), depth=3, width=8, steps=4,
+        ...     batch_size=16)
+        >>> [(r.norm, r.scheme, r.loss.shape[0], r.diverged) for r in runs]
+        [('bn', 'he', 4, False), ('bn', 'xavier', 4, False)]
     """
     check_float_tensor("x", x)
     for name in norms:
@@ -341,7 +352,19 @@ def train_mlp_grid(
     return runs
 
 
-def _train_stack(x, y, heldout, norm, configs, depth, width, steps, batch_size, momentum):
+def _train_stack(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    heldout: tuple[torch.Tensor, torch.Tensor],
+    norm: str,
+    configs: list[tuple[str, float, int]],
+    depth: int,
+    width: int,
+    steps: int,
+    batch_size: int,
+    momentum: float,
+) -> list[MLPGridRun]:
+    """Train the configurations of one norm as one batched stack (see :func:`train_mlp_grid`)."""
     models: list[nn.Sequential] = []
     for scheme, _, seed in configs:
         models.append(deep_mlp(depth, width, norm, n_in=x.shape[1], n_out=int(y.max()) + 1))
