@@ -18,6 +18,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
+from ._sim_normalization import (
+    MLPGridRun,
+    ResidualStackRun,
+    bn_mlp_gradients,
+    deep_mlp,
+    init_scheme_,
+    residual_stack_at_init,
+    train_mlp_grid,
+)
 from ._validation import check_choice, check_float_dtype, check_float_tensor, check_int, check_real
 
 if TYPE_CHECKING:
@@ -27,16 +36,23 @@ __all__ = [
     "Condition",
     "Estimate",
     "LayerStats",
+    "MLPGridRun",
     "Moments",
+    "ResidualStackRun",
     "Statistic",
     "Trace",
+    "bn_mlp_gradients",
+    "deep_mlp",
     "first_nonfinite_step",
     "first_step",
     "first_steps",
+    "init_scheme_",
     "matmul_map",
     "moments",
     "monte_carlo",
+    "residual_stack_at_init",
     "trace",
+    "train_mlp_grid",
     "trajectory",
 ]
 

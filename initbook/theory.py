@@ -36,6 +36,14 @@ from ._theory_attention import (
     softmax_entropy_small_logit,
     t_fixup_scale,
 )
+from ._theory_normalization import (
+    bn_gradient_growth,
+    bn_residual_stream_variance,
+    effective_learning_rate,
+    ln_gradient_profile,
+    normalized_second_moment,
+    scale_invariant_angle,
+)
 from ._validation import check_choice, check_float_dtype, check_int, check_real
 from .init import Nonlinearity, calculate_gain
 
@@ -44,11 +52,14 @@ __all__ = [
     "DeepNetArchitecture",
     "VariancePropagation",
     "attention_logit_variance",
+    "bn_gradient_growth",
+    "bn_residual_stream_variance",
     "chi1",
     "correlation_depth_scale",
     "correlation_map",
     "critical_sigma_w2",
     "deepnet_constants",
+    "effective_learning_rate",
     "expected_max_abs_normal",
     "fixed_point_c",
     "fixed_point_q",
@@ -61,13 +72,16 @@ __all__ = [
     "leaky_relu_second_moment",
     "lecun_std",
     "length_map",
+    "ln_gradient_profile",
     "log_rms_moments",
+    "normalized_second_moment",
     "overflow_step",
     "pre_ln_stream_second_moment",
     "propagate_variance",
     "relu_mean_gaussian",
     "relu_second_moment",
     "relu_variance_gaussian",
+    "scale_invariant_angle",
     "softmax_entropy_small_logit",
     "sum_variance",
     "t_fixup_scale",

@@ -984,6 +984,39 @@ THEORY = {
             "phi": (st.sampled_from(["tanh", "erf", "relu"]), "phi"),
         },
     ),
+    # normalization layers (docs/architectures/normalization.md)
+    "normalized_second_moment": (
+        theory.normalized_second_moment,
+        {"pre_variance": (st.floats(0, 1e6), "nonneg"), "eps": (st.floats(1e-12, 1), "nonneg")},
+    ),
+    "scale_invariant_angle": (
+        theory.scale_invariant_angle,
+        {
+            "lr": (st.floats(1e-4, 10), "pos"),
+            "grad_norm": (st.floats(0, 1e3), "nonneg"),
+            "weight_norm": (st.floats(1e-3, 1e3), "pos"),
+        },
+    ),
+    "effective_learning_rate": (
+        theory.effective_learning_rate,
+        {"lr": (st.floats(1e-4, 10), "pos"), "weight_norm": (st.floats(1e-3, 1e3), "pos")},
+    ),
+    "bn_residual_stream_variance": (
+        theory.bn_residual_stream_variance,
+        {
+            "depth": (st.integers(0, 1000), 0),
+            "gamma": (st.floats(-10, 10), "real"),
+            "q0": (st.floats(0, 1e3), "nonneg"),
+        },
+    ),
+    "ln_gradient_profile": (
+        theory.ln_gradient_profile,
+        {
+            "depth": (st.integers(1, 200), 1),
+            "placement": (st.sampled_from(["pre", "post"]), "placement"),
+            "branch_gain2": (st.floats(1e-3, 10), "pos"),
+        },
+    ),
 }
 BAD_FOR = {
     2: st.sampled_from([1, 0, True, 2.5, math.nan, "4", None]),
@@ -995,6 +1028,7 @@ BAD_FOR = {
     "corr": st.sampled_from([1.5, -1.0001, math.nan, True, "0"]),
     "phi": st.sampled_from(["softsign", "", 3, None]),
     "weights": st.sampled_from(["haar", "uniform", "", 3, None]),
+    "placement": st.sampled_from(["mid", "", 3, None]),
     "dtype": st.sampled_from([torch.int32, torch.bool, "float16", None]),
 }
 
@@ -1673,3 +1707,63 @@ def test_lr_sweep(widths, lrs, parameterizations, optimizer, steps):
         assert len(rows) == len(widths) * len(lrs) * len(parameterizations)
         for row in rows:  # a diverged run is documented as an inf/NaN loss; a finite run is finite
             assert isinstance(row.loss, float), row
+
+
+@FUZZ
+@given(
+    batch_size=st.one_of(st.integers(-2, 300), st.sampled_from([None, True, 8.0, "8"])),
+    nonlinearity=st.sampled_from(["linear", "relu", "tanh", 3]),
+)
+def test_normalization_growth_and_simulations(batch_size, nonlinearity):
+    """theory.bn_gradient_growth, and the simulations of the normalization chapter on tiny sizes."""
+    bad_b = batch_size is not None and (type(batch_size) is not int or batch_size < 4)
+    bad_nl = nonlinearity not in ("linear", "relu")
+    relu_finite = nonlinearity == "relu" and batch_size is not None and not bad_b
+    bad = (nonlinearity,) if bad_nl else (batch_size,) if bad_b or relu_finite else ()
+    status, out = call(theory.bn_gradient_growth, batch_size, nonlinearity, bad=bad)
+    if status == "ok":
+        assert out >= 1.0
+    gen = torch.Generator().manual_seed(0)
+    status, out = call(
+        stats.bn_mlp_gradients,
+        4,
+        2,
+        3,
+        nonlinearity=nonlinearity,
+        generator=gen,
+        bad=(nonlinearity,) if bad_nl else (),
+    )
+    if status == "ok":
+        assert_finite("bn_mlp_gradients", out)
+    for norm in ("bn", "pre_ln", "post_ln", nonlinearity):
+        bad_norm = norm not in ("bn", "pre_ln", "post_ln")
+        status, out = call(
+            stats.residual_stack_at_init,
+            4,
+            2,
+            norm,
+            batch_size=3,
+            generator=gen,
+            bad=(norm,) if bad_norm else (),
+        )
+        if status == "ok":
+            assert_finite("residual_stack_at_init", tuple(out))
+    status, net = call(stats.deep_mlp, 2, 3, nonlinearity, bad=(nonlinearity,))
+    net = stats.deep_mlp(2, 3, "ln", n_in=2, n_out=2)
+    call(stats.init_scheme_, net, nonlinearity, bad=(nonlinearity,))
+    x, y = torch.randn(8, 2, generator=gen), torch.tensor([0, 1] * 4)
+    status, runs = call(
+        stats.train_mlp_grid,
+        x,
+        y,
+        (x, y),
+        norms=("ln",),
+        schemes=("he",),
+        depth=2,
+        width=3,
+        steps=2,
+        batch_size=4,
+    )
+    assert status == "ok"
+    assert len(runs) == 1
+    call(stats.train_mlp_grid, x, y, (x, y), schemes=(nonlinearity,), bad=(nonlinearity,))
