@@ -61,6 +61,7 @@ from typing import Any, Literal, TypeVar, cast
 import torch
 from torch import nn
 
+from ._init_recurrent import gru_update_bias_, irnn_, lstm_forget_bias_, recurrent_orthogonal_
 from ._validation import (
     FLOAT_DTYPES,
     ArgumentTypeError,
@@ -85,17 +86,21 @@ __all__ = [
     "fans_of",
     "glorot_normal_",
     "glorot_uniform_",
+    "gru_update_bias_",
     "he_normal_",
     "he_uniform_",
     "init_model",
+    "irnn_",
     "kaiming_normal_",
     "kaiming_uniform_",
     "lecun_normal_",
     "lecun_uniform_",
+    "lstm_forget_bias_",
     "lsuv_",
     "normal_",
     "ones_",
     "orthogonal_",
+    "recurrent_orthogonal_",
     "sparse_",
     "spectral_normalize_",
     "torch_default_",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
+from ._sim_recurrent import GatedCellRun, RNNJacobianRun, gated_cell_jacobian, rnn_jacobian_norms
 from ._validation import check_choice, check_float_dtype, check_float_tensor, check_int, check_real
 
 if TYPE_CHECKING:
@@ -26,16 +27,20 @@ if TYPE_CHECKING:
 __all__ = [
     "Condition",
     "Estimate",
+    "GatedCellRun",
     "LayerStats",
     "Moments",
+    "RNNJacobianRun",
     "Statistic",
     "Trace",
     "first_nonfinite_step",
     "first_step",
     "first_steps",
+    "gated_cell_jacobian",
     "matmul_map",
     "moments",
     "monte_carlo",
+    "rnn_jacobian_norms",
     "trace",
     "trajectory",
 ]

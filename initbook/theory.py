@@ -27,6 +27,13 @@ import torch
 
 from ._validation import check_choice, check_float_dtype, check_int, check_real
 from .init import Nonlinearity, calculate_gain
+from ._theory_recurrent import (
+    gate_memory_time,
+    irnn_jacobian_growth,
+    rnn_jacobian_growth,
+    rnn_memory_time,
+    sigmoid_gate_moments,
+)
 
 __all__ = [
     "VariancePropagation",
@@ -38,8 +45,10 @@ __all__ = [
     "fixed_point_c",
     "fixed_point_q",
     "float_range",
+    "gate_memory_time",
     "gauss_hermite",
     "growth_factor",
+    "irnn_jacobian_growth",
     "kaiming_std",
     "leaky_relu_second_moment",
     "lecun_std",
@@ -50,6 +59,9 @@ __all__ = [
     "relu_mean_gaussian",
     "relu_second_moment",
     "relu_variance_gaussian",
+    "rnn_jacobian_growth",
+    "rnn_memory_time",
+    "sigmoid_gate_moments",
     "sum_variance",
     "torch_default_bound",
     "underflow_step",
