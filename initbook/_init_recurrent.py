@@ -20,6 +20,8 @@ Re-exported by :mod:`initbook.init`.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -55,13 +57,20 @@ def _layers(
     out = []
     for k in range(module.num_layers):
         for suffix in ("", "_reverse") if module.bidirectional else ("",):
-            get = lambda name: getattr(module, f"{name}_l{k}{suffix}", None)  # noqa: E731
-            out.append((get("weight_hh"), get("bias_ih"), get("bias_hh")))
+            names = (f"{kind}_l{k}{suffix}" for kind in ("weight_hh", "bias_ih", "bias_hh"))
+            weight_hh, bias_ih, bias_hh = (getattr(module, name, None) for name in names)
+            out.append(
+                (
+                    cast("torch.Tensor", weight_hh),
+                    cast("torch.Tensor | None", bias_ih),
+                    cast("torch.Tensor | None", bias_hh),
+                )
+            )
     return out
 
 
 def _gate_bias_(module: nn.Module, gate: int, value: float) -> None:
-    hid = module.hidden_size  # type: ignore[attr-defined]
+    hid = cast("int", module.hidden_size)
     rows = slice(gate * hid, (gate + 1) * hid)
     with torch.no_grad():
         for _, bias_ih, bias_hh in _layers(module):

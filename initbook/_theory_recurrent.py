@@ -100,12 +100,12 @@ def rnn_jacobian_growth(
                 "phi='relu' needs sigma_in2 + sigma_b2 > 0: with no drive the state stays at 0, "
                 "where relu' = 0, and the gradient vanishes after one step"
             )
-        factors = [_theory.chi1(sigma_w2, drive, act)] * steps
+        factors = [_theory.chi1(sigma_w2, drive, phi)] * steps
     else:
         q = drive
         for _ in range(steps):
-            factors.append(_theory.chi1(sigma_w2, drive, act, q=q))
-            q = _theory.length_map(q, sigma_w2, drive, act)
+            factors.append(_theory.chi1(sigma_w2, drive, phi, q=q))
+            q = _theory.length_map(q, sigma_w2, drive, phi)
     out = torch.ones(steps + 1, dtype=torch.float64)
     if steps:
         out[1:] = torch.tensor(factors, dtype=torch.float64).cumprod(0)

@@ -25,8 +25,6 @@ from typing import NamedTuple, cast
 import numpy as np
 import torch
 
-from ._validation import check_choice, check_float_dtype, check_int, check_real
-from .init import Nonlinearity, calculate_gain
 from ._theory_recurrent import (
     gate_memory_time,
     irnn_jacobian_growth,
@@ -34,6 +32,8 @@ from ._theory_recurrent import (
     rnn_memory_time,
     sigmoid_gate_moments,
 )
+from ._validation import check_choice, check_float_dtype, check_int, check_real
+from .init import Nonlinearity, calculate_gain
 
 __all__ = [
     "VariancePropagation",
