@@ -60,7 +60,8 @@ def test_lstm_forget_bias_sets_the_f_block_only(make):
     for name in _bias_names(module):
         hh = name.replace("bias_ih", "bias_hh")
         ih_p, hh_p = getattr(module, name), getattr(module, hh)
-        assert (ih_p[f] == 2.5).all() and (hh_p[f] == 0).all()
+        assert (ih_p[f] == 2.5).all()
+        assert (hh_p[f] == 0).all()
         assert ((ih_p + hh_p)[f] == 2.5).all()
         changed[name] = changed[hh] = f
     _assert_only_rows_changed(before, module, changed)
@@ -78,7 +79,8 @@ def test_gru_update_bias_sets_the_z_block_only(make):
     changed = {}
     for name in _bias_names(module):
         hh = name.replace("bias_ih", "bias_hh")
-        assert (getattr(module, name)[z] == -1.5).all() and (getattr(module, hh)[z] == 0).all()
+        assert (getattr(module, name)[z] == -1.5).all()
+        assert (getattr(module, hh)[z] == 0).all()
         changed[name] = changed[hh] = z
     _assert_only_rows_changed(before, module, changed)
 
@@ -131,7 +133,8 @@ def test_irnn_sets_identity_and_zero_biases_only():
     init.irnn_(rnn, scale=0.5)
     for k in range(2):
         assert torch.equal(getattr(rnn, f"weight_hh_l{k}"), 0.5 * torch.eye(4))
-        assert not getattr(rnn, f"bias_ih_l{k}").any() and not getattr(rnn, f"bias_hh_l{k}").any()
+        assert not getattr(rnn, f"bias_ih_l{k}").any()
+        assert not getattr(rnn, f"bias_hh_l{k}").any()
     assert torch.equal(rnn.weight_ih_l0, before["weight_ih_l0"])
     assert torch.equal(rnn.weight_ih_l1, before["weight_ih_l1"])
 
