@@ -124,6 +124,11 @@ def rnn_jacobian_norms(
         jac[:, t + 1] = (2.0 * log_norm).exp()
         state = torch.stack([fn(a), delta / sq.sqrt().clamp_min(1e-300).unsqueeze(1)], dim=2)
         q[:, t] = a.square().mean(dim=1)
+    if not (torch.isfinite(jac).all() and torch.isfinite(q).all()):
+        raise ValueError(
+            f"the run overflows float64 within {steps} steps (sigma_w2={sigma_w2!r}, "
+            f"sigma_in2={sigma_in2!r}); ask for fewer steps"
+        )
     return RNNJacobianRun(jac, q)
 
 
@@ -188,6 +193,10 @@ def gated_cell_jacobian(
         raise ArgumentTypeError(f"generator must be a torch.Generator or None, got {generator!r}")
     lstm = isinstance(cell, nn.LSTMCell)
     hid, dtype = cell.hidden_size, cell.weight_ih.dtype
+    if dtype not in (torch.float32, torch.float64):
+        raise ArgumentTypeError(
+            f"cell must have float32 or float64 weights, got {dtype}; convert it with cell.double()"
+        )
     rows = slice(hid, 2 * hid)
     f64 = torch.float64
     v = torch.randn(batch, hid, generator=generator, dtype=f64)

@@ -77,7 +77,8 @@ def rnn_jacobian_growth(
 
     Raises:
         ValueError: for ReLU without any drive (``sigma_in2 + sigma_b2 == 0``): the state stays at zero,
-            where the derivative is zero, and the gradient is exactly zero after one step.
+            where the derivative is zero, and the gradient is exactly zero after one step. Also when
+            :math:`r_k` exceeds float64's range.
 
     Examples:
         >>> initbook.theory.rnn_jacobian_growth(3, 2.0, 0.1, "relu").tolist()
@@ -109,6 +110,11 @@ def rnn_jacobian_growth(
     out = torch.ones(steps + 1, dtype=torch.float64)
     if steps:
         out[1:] = torch.tensor(factors, dtype=torch.float64).cumprod(0)
+    if not torch.isfinite(out).all():
+        lag = int((~torch.isfinite(out)).nonzero()[0])
+        raise ValueError(
+            f"r_k exceeds float64's range at lag {lag} for sigma_w2={sigma_w2!r}; ask for fewer steps"
+        )
     return out
 
 
@@ -232,6 +238,9 @@ def gate_memory_time(bias: float, q: float = 0.0) -> float:
         bias: the gate's bias :math:`b`.
         q: the variance of the rest of its pre-activation (see :func:`sigmoid_gate_moments`).
 
+    Returns:
+        :math:`\tau` in steps; ``inf`` when :math:`\mathbb E[f^2]` rounds to 1, 0 when it rounds to 0.
+
     Examples:
         >>> round(initbook.theory.gate_memory_time(0.0), 4)  # E[f^2] = 1/4
         0.7213
@@ -239,4 +248,8 @@ def gate_memory_time(bias: float, q: float = 0.0) -> float:
         10.29
     """
     _, m2 = sigmoid_gate_moments(bias, q)
+    if m2 >= 1.0:  # the gate is 1 to float64 precision: the cell never forgets
+        return math.inf
+    if m2 == 0.0:
+        return 0.0
     return -1.0 / math.log(m2)
