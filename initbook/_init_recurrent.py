@@ -85,7 +85,7 @@ def _gate_bias_(module: nn.Module, gate: int, value: float) -> None:
 def lstm_forget_bias_(module: nn.LSTM | nn.LSTMCell, value: float = 1.0) -> nn.LSTM | nn.LSTMCell:
     r"""Set the forget-gate bias of every layer of an LSTM to ``value``.
 
-    The forget gate :math:`f_t = \sigma(W_f x_t + U_f h_{t-1} + b_f)` multiplies the cell state,
+    The forget gate :math:`f_t = \sigma(U_f x_t + W_f h_{t-1} + b_f)` multiplies the cell state,
     :math:`c_t = f_t \odot c_{t-1} + i_t \odot g_t`, so its bias sets how long the cell remembers at
     initialization: with torch's default initialization the weighted sums are small and
     :math:`f \approx \sigma(b_f)`, which is :math:`1/2` for :math:`b_f = 0`, and a gradient along the cell
@@ -127,7 +127,7 @@ def gru_update_bias_(module: nn.GRU | nn.GRUCell, value: float = 1.0) -> nn.GRU 
     r"""Set the update-gate bias of every layer of a GRU to ``value``; positive values lengthen memory.
 
     torch's GRU computes :math:`h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}`, as in Cho et al. (2014):
-    the update gate :math:`z_t = \sigma(W_z x_t + U_z h_{t-1} + b_z)` is the fraction of the old state that
+    the update gate :math:`z_t = \sigma(U_z x_t + W_z h_{t-1} + b_z)` is the fraction of the old state that
     is *kept*, the role the forget gate :math:`f` plays in an LSTM, with the same sign. A large positive
     :math:`b_z` makes the GRU remember at initialization; a large negative one makes it forget at once.
     (Some papers, e.g. Chung et al. 2014, write :math:`h_t = (1 - z_t) h_{t-1} + z_t \tilde h_t`, where

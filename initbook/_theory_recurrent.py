@@ -191,7 +191,7 @@ _ZW /= _ZW.sum()
 def sigmoid_gate_moments(bias: float, q: float = 0.0) -> tuple[float, float]:
     r"""The mean and second moment of a sigmoid gate :math:`f = \sigma(b + \sqrt q\, z)`, :math:`z \sim \mathcal N(0,1)`.
 
-    The forget gate of an LSTM is :math:`f_t = \sigma(W_f x_t + U_f h_{t-1} + b_f)`. At initialization
+    The forget gate of an LSTM is :math:`f_t = \sigma(U_f x_t + W_f h_{t-1} + b_f)`. At initialization
     the weighted sums are, unit by unit, approximately Gaussian with mean zero and some variance
     :math:`q`, so the gate is :math:`\sigma(b_f + \sqrt q\, z)`. Its mean is close to :math:`\sigma(b_f)`
     (exactly for :math:`q = 0`); the noise pulls it towards :math:`1/2`.
