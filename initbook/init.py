@@ -61,6 +61,7 @@ from typing import Any, Literal, TypeVar, cast
 import torch
 from torch import nn
 
+from ._init_recurrent import gru_update_bias_, irnn_, lstm_forget_bias_, recurrent_orthogonal_
 from ._init_transformer import deepnet_init_, gpt2_init_, t_fixup_init_, transformer_roles
 from ._validation import (
     FLOAT_DTYPES,
@@ -88,17 +89,21 @@ __all__ = [
     "glorot_normal_",
     "glorot_uniform_",
     "gpt2_init_",
+    "gru_update_bias_",
     "he_normal_",
     "he_uniform_",
     "init_model",
+    "irnn_",
     "kaiming_normal_",
     "kaiming_uniform_",
     "lecun_normal_",
     "lecun_uniform_",
+    "lstm_forget_bias_",
     "lsuv_",
     "normal_",
     "ones_",
     "orthogonal_",
+    "recurrent_orthogonal_",
     "sparse_",
     "spectral_normalize_",
     "t_fixup_init_",

@@ -27,6 +27,7 @@ from ._sim_normalization import (
     residual_stack_at_init,
     train_mlp_grid,
 )
+from ._sim_recurrent import GatedCellRun, RNNJacobianRun, gated_cell_jacobian, rnn_jacobian_norms
 from ._validation import check_choice, check_float_dtype, check_float_tensor, check_int, check_real
 
 if TYPE_CHECKING:
@@ -35,9 +36,11 @@ if TYPE_CHECKING:
 __all__ = [
     "Condition",
     "Estimate",
+    "GatedCellRun",
     "LayerStats",
     "MLPGridRun",
     "Moments",
+    "RNNJacobianRun",
     "ResidualStackRun",
     "Statistic",
     "Trace",
@@ -46,11 +49,13 @@ __all__ = [
     "first_nonfinite_step",
     "first_step",
     "first_steps",
+    "gated_cell_jacobian",
     "init_scheme_",
     "matmul_map",
     "moments",
     "monte_carlo",
     "residual_stack_at_init",
+    "rnn_jacobian_norms",
     "trace",
     "train_mlp_grid",
     "trajectory",

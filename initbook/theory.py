@@ -44,6 +44,13 @@ from ._theory_normalization import (
     normalized_second_moment,
     scale_invariant_angle,
 )
+from ._theory_recurrent import (
+    gate_memory_time,
+    irnn_jacobian_growth,
+    rnn_jacobian_growth,
+    rnn_memory_time,
+    sigmoid_gate_moments,
+)
 from ._validation import check_choice, check_float_dtype, check_int, check_real
 from .init import Nonlinearity, calculate_gain
 
@@ -64,10 +71,12 @@ __all__ = [
     "fixed_point_c",
     "fixed_point_q",
     "float_range",
+    "gate_memory_time",
     "gauss_hermite",
     "gpt2_residual_std",
     "growth_factor",
     "initial_cross_entropy",
+    "irnn_jacobian_growth",
     "kaiming_std",
     "leaky_relu_second_moment",
     "lecun_std",
@@ -81,7 +90,10 @@ __all__ = [
     "relu_mean_gaussian",
     "relu_second_moment",
     "relu_variance_gaussian",
+    "rnn_jacobian_growth",
+    "rnn_memory_time",
     "scale_invariant_angle",
+    "sigmoid_gate_moments",
     "softmax_entropy_small_logit",
     "sum_variance",
     "t_fixup_scale",

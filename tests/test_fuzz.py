@@ -973,6 +973,34 @@ THEORY = {
             "weights": (st.sampled_from(["gaussian", "orthogonal"]), "weights"),
         },
     ),
+    "rnn_jacobian_growth": (
+        theory.rnn_jacobian_growth,
+        {
+            "steps": (st.integers(0, 60), 0),
+            "sigma_w2": (st.floats(0.1, 4), "nonneg"),
+            "sigma_in2": (st.floats(0.01, 2), "nonneg"),
+            "phi": (st.sampled_from(["tanh", "erf", "relu", "linear"]), "phi"),
+            "sigma_b2": (st.floats(0, 1), "nonneg"),
+        },
+    ),
+    "rnn_memory_time": (
+        theory.rnn_memory_time,
+        {
+            "sigma_w2": (st.floats(0.1, 4), "nonneg"),
+            "sigma_in2": (st.floats(0.01, 2), "nonneg"),
+            "phi": (st.sampled_from(["tanh", "erf", "relu"]), "phi"),
+            "sigma_b2": (st.floats(0, 1), "nonneg"),
+        },
+    ),
+    "irnn_jacobian_growth": (theory.irnn_jacobian_growth, {"steps": (st.integers(0, 2000), 0)}),
+    "sigmoid_gate_moments": (
+        theory.sigmoid_gate_moments,
+        {"bias": (st.floats(-1e3, 1e3), "real"), "q": (st.floats(0, 100), "nonneg")},
+    ),
+    "gate_memory_time": (
+        theory.gate_memory_time,
+        {"bias": (st.floats(-1e3, 1e3), "real"), "q": (st.floats(0, 100), "nonneg")},
+    ),
     "iterate_maps": (
         theory.iterate_maps,
         {
@@ -1077,7 +1105,12 @@ def test_theory_functions(case):
     overflows = name in ("sum_variance", "growth_factor", "uniform_bound", "residual_variance")
     if overflows and isinstance(out, float) and math.isinf(out):
         return
-    depth_scales = ("gradient_depth_scale", "correlation_depth_scale")
+    depth_scales = (
+        "gradient_depth_scale",
+        "correlation_depth_scale",
+        "rnn_memory_time",
+        "gate_memory_time",
+    )
     if name in depth_scales and isinstance(out, float) and math.isinf(out):
         return  # documented: infinite at the edge of chaos (chi1 = 1)
     assert_finite(name, out)
@@ -1126,6 +1159,102 @@ def test_propagate_variance(widths, weight_vars, activations, bias_vars, m):
         return
     assert valid, f"accepted invalid arguments: {widths, weight_vars, bias_vars, m}"
     assert_finite("propagate_variance", tuple(out))
+
+
+_RECURRENT_MODULES = {
+    "rnn": lambda: nn.RNN(3, 4, num_layers=2),
+    "rnncell": lambda: nn.RNNCell(3, 4),
+    "lstm": lambda: nn.LSTM(3, 4, bidirectional=True),
+    "lstmcell": lambda: nn.LSTMCell(3, 4),
+    "gru": lambda: nn.GRU(3, 4),
+    "grucell": lambda: nn.GRUCell(3, 4),
+    "linear": lambda: nn.Linear(3, 4),
+}
+
+
+@FEW
+@given(
+    kind=st.sampled_from(sorted(_RECURRENT_MODULES)),
+    value=real_or_bad(st.floats(-10, 10)),
+    gain=real_or_bad(st.floats(0, 3), negative_ok=False),
+)
+def test_recurrent_initializers(kind, value, gain):
+    (value, v_bad), (gain, g_bad) = value, gain
+    rnn_kinds = ("rnn", "rnncell")
+    for fn, valid, arg, arg_bad in [
+        (init.lstm_forget_bias_, ("lstm", "lstmcell"), value, v_bad),
+        (init.gru_update_bias_, ("gru", "grucell"), value, v_bad),
+        (
+            init.recurrent_orthogonal_,
+            (*rnn_kinds, "lstm", "lstmcell", "gru", "grucell"),
+            gain,
+            g_bad,
+        ),
+        (init.irnn_, rnn_kinds, gain, g_bad),
+    ]:
+        module = _RECURRENT_MODULES[kind]()
+        bad = ((module,) if kind not in valid else ()) + ((arg,) if arg_bad else ())
+        status, out = call(fn, module, arg, bad=bad)
+        if status == "ok":
+            assert out is module
+            for p in module.parameters():
+                assert_finite(fn.__name__, p.detach())
+
+
+@FEW
+@given(
+    width=int_or_bad(st.integers(1, 6), 1),
+    steps=int_or_bad(st.integers(0, 5), 0),
+    weights=st.sampled_from(["gaussian", "orthogonal", "identity", "eye"]),
+    phi=st.sampled_from(["linear", "relu", "tanh", "erf"]),
+    sigma_w2=real_or_bad(st.floats(0, 4), negative_ok=False),
+    sigma_in2=real_or_bad(st.floats(0, 1), negative_ok=False),
+    trials=int_or_bad(st.integers(1, 3), 1),
+)
+def test_rnn_jacobian_norms(width, steps, weights, phi, sigma_w2, sigma_in2, trials):
+    args = (width, steps, sigma_w2, sigma_in2, trials)
+    bad = [v for v, b in args if b] + [v for v in (weights, phi) if v in ("eye", "erf")]
+    status, out = call(
+        stats.rnn_jacobian_norms,
+        width[0],
+        steps[0],
+        weights=weights,
+        phi=phi,
+        sigma_w2=sigma_w2[0],
+        sigma_in2=sigma_in2[0],
+        trials=trials[0],
+        generator=torch.Generator().manual_seed(0),
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert_finite("rnn_jacobian_norms", out)
+        assert out.jacobian.shape == (trials[0], steps[0] + 1)
+
+
+@FEW
+@given(
+    kind=st.sampled_from(["lstmcell", "grucell", "rnncell"]),
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.float16]),
+    steps=int_or_bad(st.integers(0, 4), 0),
+    batch=int_or_bad(st.integers(1, 3), 1),
+    input_std=real_or_bad(st.floats(0, 3), negative_ok=False),
+)
+def test_gated_cell_jacobian(kind, dtype, steps, batch, input_std):
+    cell = _RECURRENT_MODULES[kind]().to(dtype)
+    bad = [v for v, b in (steps, batch, input_std) if b]
+    bad += [cell] if kind == "rnncell" else [dtype] if dtype == torch.float16 else []
+    status, out = call(
+        stats.gated_cell_jacobian,
+        cell,
+        steps[0],
+        batch=batch[0],
+        input_std=input_std[0],
+        generator=torch.Generator().manual_seed(0),
+        bad=tuple(bad),
+    )
+    if status == "ok":
+        assert_finite("gated_cell_jacobian", out)
+        assert out.full.shape == out.direct.shape == (batch[0], steps[0] + 1)
 
 
 def test_public_api_is_covered():
