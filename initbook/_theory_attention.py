@@ -134,6 +134,11 @@ def initial_cross_entropy(vocab: int, logit_var: float) -> float:
         vocab: the vocabulary size :math:`V`, at least 1.
         logit_var: the variance :math:`s^2` of one logit.
 
+    Raises:
+        ValueError: :math:`e^{s^2} \ge V` with :math:`s^2 > 0`, where the expansion does not hold (it would
+            even go negative): the loss there is set by the largest logit, not by this formula. At
+            :math:`s^2 = 0` every logit is 0 and the loss is :math:`\ln V` exactly, for every :math:`V`.
+
     Examples:
         >>> initbook.theory.initial_cross_entropy(50257, 0.0) == math.log(50257)
         True
@@ -142,6 +147,14 @@ def initial_cross_entropy(vocab: int, logit_var: float) -> float:
     """
     vocab = check_int("vocab", vocab, minimum=1)
     logit_var = check_real("logit_var", logit_var, nonnegative=True)
+    if logit_var == 0.0:
+        return math.log(vocab)
+    if logit_var >= math.log(vocab):
+        raise ValueError(
+            f"initial_cross_entropy(vocab={vocab}, logit_var={logit_var!r}): the expansion needs "
+            f"e^logit_var < vocab, i.e. logit_var < ln(vocab) = {math.log(vocab):.4g}; beyond it the "
+            "loss grows like the largest logit, s * sqrt(2 ln V)"
+        )
     return math.log(vocab) + 0.5 * logit_var - math.expm1(logit_var) / (2 * vocab)
 
 

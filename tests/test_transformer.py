@@ -133,6 +133,7 @@ def test_depth_constants_exact():
     assert alpha == pytest.approx(0.81 * (18**4 * 6) ** (1 / 16))
     assert beta == pytest.approx(0.87 * (18**4 * 6) ** (-1 / 16))
     assert theory.initial_cross_entropy(10, 0.0) == pytest.approx(math.log(10), rel=1e-15)
+    assert theory.initial_cross_entropy(1, 0.0) == 0.0  # one class: the loss is 0 for any logits
     assert theory.attention_logit_variance(16, 2.0, 3.0, scale="none") == 96.0
 
 
@@ -345,6 +346,9 @@ def test_t_fixup_refuses_layer_norm_unless_allowed(seed):
         ),
         (lambda: theory.softmax_entropy_small_logit(0, 0.1), ValueError, "tokens must be >= 1"),
         (lambda: theory.initial_cross_entropy(10, -1.0), ValueError, "logit_var"),
+        # beyond e^{s^2} = V the expansion would even turn negative (V = 2, s^2 = 3: -2.0)
+        (lambda: theory.initial_cross_entropy(10, 3.0), ValueError, r"logit_var < ln\(vocab\)"),
+        (lambda: theory.initial_cross_entropy(1, 0.5), ValueError, "logit_var=0.5"),
         (lambda: nets.TinyDecoder(10, 8, 16, 3), ValueError, "n_heads=3 must divide d_model=16"),
         (
             lambda: nets.TinyDecoder(10, 8, 16, 2, norm="rms"),
