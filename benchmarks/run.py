@@ -250,7 +250,7 @@ def batched_mean_square(n: int, trials: int) -> float:
 
     Drawing the matrices dominates (26 million normal numbers at n = 512, on both sides); a batch that fits in
     the CPU cache avoids streaming 100 MB through memory, and the row-vector product ``x a^T`` uses torch's
-    matrix-vector kernel instead of its slower batched column-vector one (see ``stats._matvec``).
+    matrix-vector kernel instead of its slower batched column-vector one (see ``initbook.stats._maps._matvec``).
     """
 
     def sample(b, g):

@@ -1479,11 +1479,21 @@ def orthogonal_(
         flat.normal_(0.0, 1.0, generator=generator)
         if rows < cols:
             flat.t_()
-        q, r = torch.linalg.qr(flat)
-        q *= torch.diag(r, 0).sign()
+        q = _haar_from_gaussian(flat)
         if rows < cols:
             q.t_()
         return tensor.copy_(q.mul_(gain).reshape(tensor.shape))
+
+
+def _haar_from_gaussian(g: torch.Tensor) -> torch.Tensor:
+    """Haar-orthogonal matrices from Gaussian ones ``g`` of shape ``(..., m, n)``, ``m >= n``.
+
+    The ``Q`` of the QR factorization ``g = QR`` with the signs of ``R``'s diagonal moved into ``Q``
+    (Mezzadri 2007), which makes ``Q`` exactly Haar-distributed. :func:`orthogonal_` and
+    :func:`initbook.stats.haar_orthogonal` share it.
+    """
+    q, r = torch.linalg.qr(g)
+    return q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
 
 
 def sparse_(

@@ -398,16 +398,38 @@ def _update(
     eps: float = 1e-8,
 ) -> None:
     """One step of plain SGD or Adam (as torch.optim does it, without the import cost), per group lr."""
-    b1, b2 = betas
     for group, g, (m, v) in zip(groups, grads, state, strict=True):
         p, lr = group["params"][0], group["lr"]
         if optimizer == "sgd":
             p.sub_(lr * g)
         else:
-            m.mul_(b1).add_(g, alpha=1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = v.sqrt().div_(math.sqrt(1 - b2**t)).add_(eps)
-            p.addcdiv_(m, denom, value=-lr / (1 - b1**t))
+            _adam_step_(p, g, m, v, lr, t, betas, eps)
+
+
+@torch.no_grad()
+def _adam_step_(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    lr: float | torch.Tensor,
+    t: int,
+    betas: tuple[float, float],
+    eps: float,
+) -> None:
+    """Adam's step ``t`` (from 1) on ``p`` in place, updating its moments ``m`` and ``v``.
+
+    A float ``lr`` takes :class:`torch.optim.Adam`'s exact arithmetic; a tensor ``lr`` broadcasts against
+    ``p`` (one rate per stacked model in :func:`lr_sweep`).
+    """
+    b1, b2 = betas
+    m.mul_(b1).add_(g, alpha=1 - b1)
+    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+    denom = v.sqrt().div_(math.sqrt(1 - b2**t)).add_(eps)
+    if isinstance(lr, torch.Tensor):
+        p.sub_(lr * m.div(denom).div_(1 - b1**t))
+    else:
+        p.addcdiv_(m, denom, value=-lr / (1 - b1**t))
 
 
 def coord_check(
@@ -712,10 +734,7 @@ def lr_sweep(
                     if optimizer == "sgd":
                         w.sub_(lr_t * g)
                     else:
-                        m.mul_(b1).add_(g, alpha=1 - b1)
-                        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                        denom = v.sqrt().div_(math.sqrt(1 - b2**t)).add_(eps)
-                        w.sub_(lr_t * m.div(denom).div_(1 - b1**t))
+                        _adam_step_(w, g, m, v, lr_t, t, (b1, b2), eps)
         with torch.no_grad():
             logits = forward(eval_x, weights)
             losses = (
