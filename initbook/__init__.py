@@ -1,12 +1,15 @@
 """initbook: how and why neural networks are initialized.
 
-The library behind the initbook online book. Modules:
+The library behind the initbook online book. The top level holds what a model author reaches for: the
+initializers of :mod:`initbook.init` (``initbook.kaiming_normal_``, like :mod:`torch.nn.init` and
+``jax.nn.initializers``) and :func:`initbook.diagnose`. The rest lives in the modules:
 
-* :mod:`initbook.stats`: measurement (iterated maps, the step where they break, statistics per step);
-* :mod:`initbook.theory`: the closed-form predictions the book derives;
-* :mod:`initbook.data`: MNIST from the official files, verified; the book's fixed split;
 * :mod:`initbook.init`: initializers (torch.nn.init's names on one variance-scaling core), LSUV,
   whole-model initialization with the correct fans for grouped and transposed convolutions;
+* :mod:`initbook.theory`: the closed-form predictions the book derives;
+* :mod:`initbook.stats`: measurement (iterated maps, the step where they break, statistics per step,
+  Monte-Carlo estimates, per-layer traces) and the book's random-network simulators;
+* :mod:`initbook.data`: MNIST from the official files, verified; the book's fixed split;
 * :mod:`initbook.nets`: residual MLPs without normalization, and their He, zero-last and Fixup inits;
 * :mod:`initbook.mup`: width: standard vs maximal-update parameterization (μP), the coordinate check;
 * :mod:`initbook.train`: a small, fast, deterministic training loop;
@@ -55,125 +58,55 @@ from .init import (
     xavier_uniform_,
     zeros_,
 )
-from .stats import (
-    Estimate,
-    Moments,
-    Trace,
-    first_nonfinite_step,
-    first_step,
-    first_steps,
-    matmul_map,
-    moments,
-    monte_carlo,
-    trace,
-    trajectory,
-)
-from .theory import (
-    chi1,
-    correlation_depth_scale,
-    correlation_map,
-    critical_sigma_w2,
-    fixed_point_c,
-    fixed_point_q,
-    gauss_hermite,
-    growth_factor,
-    kaiming_std,
-    leaky_relu_second_moment,
-    lecun_std,
-    length_map,
-    overflow_step,
-    propagate_variance,
-    relu_mean_gaussian,
-    relu_second_moment,
-    relu_variance_gaussian,
-    sum_variance,
-    torch_default_bound,
-    underflow_step,
-    uniform_bound,
-    xavier_std,
-)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "TRUNCATED_NORMAL_STD",
     "Distribution",
-    "Estimate",
     "FanMode",
     "Finding",
     "LSUVRecord",
     "LayerReport",
-    "Moments",
     "Nonlinearity",
     "Report",
-    "Trace",
     "__version__",
     "calculate_gain",
-    "chi1",
     "compute_fans",
     "constant_",
-    "correlation_depth_scale",
-    "correlation_map",
-    "critical_sigma_w2",
     "data",
     "default_linear_init_",
     "diagnose",
     "dirac_",
     "eye_",
     "fans_of",
-    "first_nonfinite_step",
-    "first_step",
-    "first_steps",
-    "fixed_point_c",
-    "fixed_point_q",
-    "gauss_hermite",
     "glorot_normal_",
     "glorot_uniform_",
-    "growth_factor",
     "he_normal_",
     "he_uniform_",
     "init",
     "init_model",
     "kaiming_normal_",
-    "kaiming_std",
     "kaiming_uniform_",
-    "leaky_relu_second_moment",
     "lecun_normal_",
-    "lecun_std",
     "lecun_uniform_",
-    "length_map",
     "lsuv_",
-    "matmul_map",
-    "moments",
-    "monte_carlo",
     "mup",
     "nets",
     "normal_",
     "ones_",
     "orthogonal_",
-    "overflow_step",
-    "propagate_variance",
-    "relu_mean_gaussian",
-    "relu_second_moment",
-    "relu_variance_gaussian",
     "sparse_",
     "spectral_normalize_",
     "stats",
-    "sum_variance",
     "theory",
     "torch_default_",
-    "torch_default_bound",
-    "trace",
     "train",
-    "trajectory",
     "trunc_normal_",
     "truncated_normal_std",
-    "underflow_step",
     "uniform_",
-    "uniform_bound",
     "variance_scaling_",
     "xavier_normal_",
-    "xavier_std",
     "xavier_uniform_",
     "zeros_",
 ]
