@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import torch
 
-from .._validation import check_choice, check_int, check_real
+from .._validation import check_choice, check_generator, check_int, check_real
 
 
 @dataclass(frozen=True)
@@ -236,8 +236,7 @@ def monte_carlo(
     check_int("trials", trials, minimum=2)
     if batch is not None:
         check_int("batch", batch, minimum=1)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+    check_generator(generator)
 
     count, mean, m2 = 0, None, None
     unit = None  # a power of 2 (exact) that keeps the squared deviations in float64's range

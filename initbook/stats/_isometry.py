@@ -12,7 +12,14 @@ from typing import Literal
 import torch
 
 from .._activations import _NAMED
-from .._validation import check_choice, check_float_dtype, check_int, check_real
+from .._validation import (
+    check_choice,
+    check_dtype,
+    check_each,
+    check_generator,
+    check_int,
+    check_real,
+)
 from ..init import _haar_from_gaussian
 from ..theory import fixed_point_q
 
@@ -48,13 +55,8 @@ def haar_orthogonal(
     """
     check_int("batch", batch, minimum=0)
     check_int("n", n, minimum=1)
-    check_float_dtype("dtype", dtype)
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(
-            f"dtype={dtype} is not supported by the QR factorization; use float32 or float64"
-        )
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+    check_dtype("dtype", dtype, allowed=(torch.float32, torch.float64))  # what QR supports
+    check_generator(generator)
     return _haar_from_gaussian(torch.randn(batch, n, n, generator=generator, dtype=dtype))
 
 
@@ -123,7 +125,7 @@ def jacobian_singular_values(
         (torch.Size([2, 4, 128]), 0.5)
     """
     if isinstance(depth, Sequence) and not isinstance(depth, str):
-        depths = [check_int(f"depth[{i}]", d, minimum=0) for i, d in enumerate(depth)]
+        depths = check_each("depth", depth, check_int, nonempty=False, minimum=0)
         if not depths or any(b <= a for a, b in itertools.pairwise(depths)):
             raise ValueError(f"depth must be a non-empty increasing sequence, got {depth!r}")
         single = False
@@ -136,11 +138,8 @@ def jacobian_singular_values(
     check_choice("weights", weights, ("gaussian", "orthogonal"))
     sigma_w2 = check_real("sigma_w2", sigma_w2, nonnegative=True)
     sigma_b2 = check_real("sigma_b2", sigma_b2, nonnegative=True)
-    check_float_dtype("dtype", dtype)
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype={dtype} is not supported by svdvals; use float32 or float64")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+    check_dtype("dtype", dtype, allowed=(torch.float32, torch.float64))  # what svdvals supports
+    check_generator(generator)
     if q0 is None:
         q0 = fixed_point_q(sigma_w2, sigma_b2, phi)
         if not math.isfinite(q0) or (q0 == 0.0 and phi != "tanh"):
@@ -226,8 +225,7 @@ def deep_linear_learning_steps(
     threshold = check_real("threshold", threshold, positive=True)
     check_int("max_steps", max_steps, minimum=1)
     check_int("nets", nets, minimum=1)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+    check_generator(generator)
     teacher = torch.randn(nets, n, n, generator=generator) / math.sqrt(n)
     if weights == "orthogonal":
         w = haar_orthogonal(depth * nets, n, generator=generator, dtype=torch.float32)

@@ -14,7 +14,14 @@ from typing import Any, Literal
 
 import torch
 
-from .._validation import check_choice, check_float_dtype, check_float_tensor, check_int, check_real
+from .._validation import (
+    check_bool,
+    check_choice,
+    check_float_dtype,
+    check_float_tensor,
+    check_int,
+    check_real,
+)
 
 Condition = Literal["nonfinite", "inf", "nan", "mean_nan", "std_nan", "zero"]
 Statistic = Literal["rms", "mean", "std", "max_abs"]
@@ -103,8 +110,7 @@ def matmul_map(
     check_int("trials", trials, minimum=1)
     scale = check_real("scale", scale, nonnegative=True)
     check_float_dtype("dtype", dtype)
-    if not isinstance(reuse, bool):
-        raise TypeError(f"reuse must be a bool, got {reuse!r}")
+    check_bool("reuse", reuse)
     return _MatmulMap(n, scale, trials, reuse, dtype, generator)
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 
 from .._activations import _activation
-from .._validation import check_choice, check_float_dtype, check_int, check_real
+from .._validation import check_choice, check_dtype, check_generator, check_int, check_real
 
 # weights drawn at once (32 MiB in float32): configurations are chunked
 _MAX_WEIGHT_ENTRIES = 1 << 23
@@ -140,11 +140,8 @@ def mean_field_network(
     c0 = check_real("c0", c0)
     if not -1.0 <= c0 <= 1.0:
         raise ValueError(f"c0 must be a correlation in [-1, 1], got {c0!r}")
-    check_float_dtype("dtype", dtype)
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+    check_dtype("dtype", dtype, allowed=(torch.float32, torch.float64))
+    check_generator(generator)
     check_choice("method", method, ("matrix", "gram"))
     act = _activation(phi)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .._validation import check_choice, check_int, check_real
+from .._validation import check_bool, check_choice, check_generator, check_int, check_real
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -414,15 +414,13 @@ def trace(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(backward, bool):
-        raise TypeError(f"backward must be a bool, got {backward!r}")
+    check_bool("backward", backward)
     if loss_fn is not None and not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable or None, got {loss_fn!r}")
     check_int("bins", bins, minimum=0)
     if hist_range is not None:
         hist_range = check_real("hist_range", hist_range, positive=True)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+    check_generator(generator)
     selected = _select_layers(model, layers)
 
     records: list[dict[str, Any]] = []

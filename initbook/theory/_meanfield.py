@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 
 from .._activations import _MEAN_FIELD_NAMES, _Activation, _activation
-from .._validation import check_int, check_real
+from .._validation import check_each, check_int, check_real
 
 
 def _check_sigmas(sigma_w2: object, sigma_b2: object) -> tuple[float, float]:
@@ -508,7 +508,7 @@ def critical_line(
         values = list(sigma_b2)
     else:
         raise TypeError(f"sigma_b2 must be a sequence of numbers or a 1-D tensor, got {sigma_b2!r}")
-    values = [check_real(f"sigma_b2[{i}]", v, nonnegative=True) for i, v in enumerate(values)]
+    values = check_each("sigma_b2", values, check_real, nonempty=False, nonnegative=True)
     act = _activation(phi, dphi)
     if act.name in ("linear", "relu"):
         return torch.full((len(values),), 1.0 / act.dmean_sq(1.0), dtype=torch.float64)
