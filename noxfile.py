@@ -6,8 +6,9 @@ re-installed only when ``pyproject.toml`` or ``constraints.txt`` change, so torc
 
     nox -s tests              # pytest: unit, statistical and docstring doctests
     nox -s docs               # the book: HTML with -W -n --keep-going, then the doctest builder
-    nox -s docs-fast          # the book without executing pages or examples (layout work)
-    nox -s serve              # build the book, then serve it on http://localhost:8000
+    nox -s docs -- --fast     # the book without executing pages or examples (layout work)
+    nox -s docs -- --serve    # build the book, then serve it on http://localhost:8000
+    nox -s docs -- -b html    # one builder (html or doctest); --clean starts from scratch
     nox -s lint               # ruff check, ruff format --check, mypy, workflow files against their schema
     nox -s install            # build sdist and wheel, twine check, install the wheel in a fresh venv, run it
     nox -s site               # the built book in headless Chromium (after docs; needs chromium, chromedriver)
@@ -22,12 +23,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import nox
+
+sys.path.insert(0, str(Path(__file__).parent / "tools"))
+import build_docs  # the book's one build entry point (stdlib only at import)
 
 nox.needs_version = ">=2025.2.9"
 # uv does not see the local torch wheel that pip finds; virtualenv + pip keep installs offline-friendly.
@@ -44,10 +47,8 @@ PROJECT_VERSION = next(
     if line.startswith("__version__ = ")
 )
 CONSTRAINTS = ROOT / "constraints.txt"
-DOCS = ROOT / "docs"
-BUILD = DOCS / "_build"
-DOCTREES = BUILD / "doctrees"
-SPHINX_STRICT = ("-W", "--keep-going", "-n", "-T")
+BUILD = ROOT / "docs" / "_build"
+BUILD_DOCS = ROOT / "tools" / "build_docs.py"
 
 
 def _install(session: nox.Session, *groups: str, package: bool = True) -> None:
@@ -201,8 +202,7 @@ def _docs_env() -> dict[str, str]:
     keeps the official MNIST files) is used if it exists, and otherwise the loader's user cache, where
     ``load_mnist(download=True)`` fetches and verifies the official files on a machine with internet.
     """
-    # No MPLBACKEND here: the notebook kernels must use matplotlib's inline backend, or glued figures
-    # become their text repr ("<Figure size ...>"); sphinx-gallery switches to Agg by itself.
+    # No MPLBACKEND here: docs/conf.py keeps it away from the notebook kernels (see there).
     env = {"PYTHONHASHSEED": "0"}
     shared = ROOT.parent / "shared" / "data"
     if "INITBOOK_DATA" not in os.environ and (shared / "mnist").is_dir():
@@ -210,89 +210,19 @@ def _docs_env() -> dict[str, str]:
     return env
 
 
-def _sphinx(session: nox.Session, builder: str, outdir: Path, *extra: str) -> None:
-    session.run(
-        "sphinx-build",
-        "-b",
-        builder,
-        "-d",
-        str(DOCTREES),
-        *extra,
-        str(DOCS),
-        str(outdir),
-        env=_docs_env(),
-    )
-
-
-def _check_rendered(session: nox.Session, html: Path) -> None:
-    """Fail if a page shows an output's text repr where a figure or table should be.
-
-    A glued matplotlib figure without a PNG (wrong backend in the kernel) renders as ``<Figure size ...>``
-    and a glued table without Markdown as its string repr; neither is a Sphinx warning.
-    """
-    bad = []
-    for page in sorted(html.rglob("*.html")):
-        text = page.read_text(encoding="utf-8")
-        for marker in ("&lt;Figure size", "&lt;IPython.core.display.Markdown object&gt;"):
-            if marker in text:
-                bad.append(f"{page.relative_to(html)}: {marker}")
-    if bad:
-        session.error("outputs rendered as text instead of figures/tables:\n  " + "\n  ".join(bad))
-    session.log(f"checked {len(list(html.rglob('*.html')))} pages: every glued output rendered")
-
-
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the book with warnings as errors, then run its pages' doctests on the same doctrees.
+    """Build the book: ``tools/build_docs.py`` with the arguments given after ``--``.
 
-    Stale pages are executed in parallel, one Jupyter kernel per CPU (``docs/_ext/initbook_execute.py``);
-    pages whose code is unchanged come from the execution cache in ``docs/_build/.jupyter_cache``, gallery
-    scripts whose source is unchanged from ``docs/auto_examples``.
-
-    Pass ``--clean`` after ``--`` to delete the previous build (and the execution cache) first.
+    With none: HTML with warnings as errors, then the pages' doctests on the same doctrees, then a check that
+    every glued output rendered. ``-b html`` or ``-b doctest`` for one builder, ``--fast`` for HTML without
+    executing pages or examples, ``--clean`` to delete the previous build and the execution cache first,
+    ``--serve [PORT]`` to serve the result on http://localhost:8000. Stale pages are executed in parallel,
+    one Jupyter kernel per CPU (``docs/_ext/initbook_execute.py``); unchanged pages come from the execution
+    cache in ``docs/_build/.jupyter_cache``, unchanged gallery scripts from ``docs/auto_examples``.
     """
     _install(session, "docs")
-    if "--clean" in session.posargs:
-        for path in (
-            BUILD,
-            DOCS / "auto_examples",
-            DOCS / "gen_modules",
-            DOCS / "api" / "generated",
-        ):
-            shutil.rmtree(path, ignore_errors=True)
-    # HTML, then the pages' doctests on the same doctrees, in one process (tools/build_docs.py).
-    session.run("python", str(ROOT / "tools" / "build_docs.py"), env=_docs_env())
-    _check_rendered(session, BUILD / "html")
-    session.log(f"The book is in {BUILD / 'html'}; open index.html or run `nox -s serve`.")
-
-
-@nox.session(name="docs-fast")
-def docs_fast(session: nox.Session) -> None:
-    """Build the book without executing pages or examples (glued numbers are missing, so no -W)."""
-    _install(session, "docs")
-    session.run(
-        "sphinx-build",
-        "-b",
-        "html",
-        "-d",
-        str(BUILD / "doctrees-fast"),
-        "-D",
-        "plot_gallery=0",
-        "-D",
-        "nb_execution_mode=off",
-        str(DOCS),
-        str(BUILD / "html-fast"),
-        env=_docs_env(),
-    )
-
-
-@nox.session
-def serve(session: nox.Session) -> None:
-    """Build the book (as ``docs``) and serve it on http://localhost:8000 until interrupted."""
-    docs(session)
-    port = session.posargs[0] if session.posargs and session.posargs[0].isdigit() else "8000"
-    session.log(f"Serving {BUILD / 'html'} on http://localhost:{port} (Ctrl-C to stop)")
-    session.run(sys.executable, "-m", "http.server", port, "-d", str(BUILD / "html"), external=True)
+    session.run("python", str(BUILD_DOCS), *session.posargs, env=_docs_env())
 
 
 @nox.session
@@ -352,81 +282,17 @@ def example(session: nox.Session) -> None:
         session.error("name an example: nox -s example -- plot_nonfinite_step")
     _install(session, "docs")
     pattern = session.posargs[0].removesuffix(".py")
-    _sphinx(
-        session,
+    session.run(
+        "python",
+        str(BUILD_DOCS),
+        "-b",
         "html",
-        BUILD / "html",
         "-D",
         f"sphinx_gallery_conf.filename_pattern={pattern}",
         "-D",
         "sphinx_gallery_conf.run_stale_examples=True",
+        env=_docs_env(),
     )
-
-
-# Build outputs and caches that must not travel into a fresh copy of the sources.
-_NOT_SOURCES = (
-    ".git",
-    ".nox",
-    ".ci-venv",
-    ".venv*",
-    ".hypothesis",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".mypy_cache",
-    "__pycache__",
-    "*.egg-info",
-    "_build",
-    "auto_examples",
-    "gen_modules",
-    "sg_execution_times.rst",
-    "jupyter_execute",
-)
-
-
-def _fresh_copy(session: nox.Session, dest: Path) -> Path:
-    """Copy the sources (the working tree without build outputs or caches) to ``dest``; return it."""
-    shutil.rmtree(dest, ignore_errors=True)
-    try:  # exactly the files git would see: tracked plus untracked-but-not-ignored
-        listed = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        ).stdout.decode()
-        files = [ROOT / name for name in listed.split("\0") if name]
-    except (OSError, subprocess.CalledProcessError):
-        files = None
-    if files is None:
-        shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(*_NOT_SOURCES))
-    else:
-        for path in files:
-            if path.is_file():
-                target = dest / path.relative_to(ROOT)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
-    for generated in ("_build", "auto_examples", "gen_modules", "api/generated"):
-        if (dest / "docs" / generated).exists():
-            session.error(f"{dest / 'docs' / generated} exists in a fresh copy")
-    session.log(f"copied the sources to {dest}")
-    return dest
-
-
-def _clean_build(session: nox.Session, copy: Path) -> float:
-    """Build the book in ``copy`` from nothing (HTML, strict); return the wall time in seconds."""
-    docs = copy / "docs"
-    start = time.perf_counter()
-    session.run(
-        "sphinx-build",
-        "-b",
-        "html",
-        "-d",
-        str(docs / "_build" / "doctrees"),
-        *SPHINX_STRICT,
-        str(docs),
-        str(docs / "_build" / "html"),
-        env={**_docs_env(), "PYTHONPATH": str(copy)},
-    )
-    return time.perf_counter() - start
 
 
 @nox.session
@@ -442,10 +308,16 @@ def reproducibility(session: nox.Session) -> None:
     where = (
         Path(session.posargs[0]).resolve() if session.posargs else ROOT / ".nox" / "reproducibility"
     )
-    copies = [_fresh_copy(session, where / name) for name in ("a", "b")]
+    copies = [build_docs.fresh_copy(where / name) for name in ("a", "b")]
     for copy in copies:
-        seconds = _clean_build(session, copy)
-        session.log(f"clean build of {copy} took {seconds:.0f} s")
+        session.log(f"copied the sources to {copy}")
+        start = time.perf_counter()
+        session.run(
+            *build_docs.command(copy / "docs", "-b", "html"),
+            env={**_docs_env(), "PYTHONPATH": str(copy)},
+            external=True,
+        )
+        session.log(f"clean build of {copy} took {time.perf_counter() - start:.0f} s")
     session.run("python", str(ROOT / "tools" / "compare_builds.py"), *map(str, copies))
 
 

@@ -21,7 +21,6 @@ import math
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,8 +34,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 # this checkout's initbook (whatever is installed) and the modules beside this script
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "tools")]
 import bench_train
+import build_docs
 import report
 
 import initbook
@@ -79,7 +79,6 @@ def _load() -> list[float]:
 def _run_build(copy: Path, command: list[str]) -> tuple[float, str]:
     """Run one build command in ``copy``; return its wall time and its output (stdout and stderr)."""
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(copy)}
-    env.pop("MPLBACKEND", None)  # the kernels need matplotlib's inline backend
     start = time.perf_counter()
     done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
@@ -87,21 +86,6 @@ def _run_build(copy: Path, command: list[str]) -> tuple[float, str]:
         sys.stderr.write(done.stdout[-5000:] + done.stderr[-5000:])
         raise SystemExit(f"build failed in {copy}: {' '.join(command)}")
     return seconds, done.stdout + done.stderr
-
-
-def _sphinx(builder: str, copy: Path) -> list[str]:
-    docs = copy / "docs"
-    return [
-        *(sys.executable, "-m", "sphinx", "-b", builder, "-W", "--keep-going", "-n", "-T"),
-        *("-d", str(docs / "_build" / "doctrees"), str(docs), str(docs / "_build" / builder)),
-    ]
-
-
-def _rebuild_command(copy: Path) -> list[list[str]]:
-    """What ``nox -s docs`` runs in ``copy``: tools/build_docs.py if it has one, else the two builders."""
-    if (copy / "tools" / "build_docs.py").is_file():
-        return [[sys.executable, str(copy / "tools" / "build_docs.py")]]
-    return [_sphinx("html", copy), _sphinx("doctest", copy)]
 
 
 def _executed(log: str) -> list[str]:
@@ -114,30 +98,23 @@ def _executed(log: str) -> list[str]:
 
 def _export(rev: str | None, dest: Path) -> Path:
     """The sources of commit ``rev`` (``git archive``), or of the working tree if ``rev`` is None."""
+    if rev is None:
+        return build_docs.fresh_copy(dest)
     dest.mkdir(parents=True)
-    if rev is not None:
-        archive = subprocess.run(
-            ["git", "archive", "--format=tar", rev], cwd=ROOT, check=True, capture_output=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-        return dest
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest
 
 
 def _measure(copy: Path, prose_edit: bool) -> dict:
-    """Clean build (html, strict), a rebuild with no change (as ``nox -s docs``), and a prose edit."""
+    """Clean build (html, strict), a rebuild with no change (as ``nox -s docs``), and a prose edit.
+
+    Every build of either revision is run by this checkout's ``tools/build_docs.py``, as ``nox -s docs``.
+    """
     out: dict = {"load_before": _load()}
-    out["clean_s"], log = _run_build(copy, _sphinx("html", copy))
+    out["clean_s"], log = _run_build(copy, build_docs.command(copy / "docs", "-b", "html"))
     out["clean_executed"] = len(_executed(log))
     docs = f"{copy / 'docs'}/"
     out["page_seconds"] = {  # read by docs/_ext/initbook_execute.py to order a clean build's pages
@@ -145,7 +122,7 @@ def _measure(copy: Path, prose_edit: bool) -> dict:
         for path, seconds in re.findall(r"(\S+\.md): Executed notebook in ([\d.]+) seconds", log)
     }
     out["load_after_clean"] = _load()
-    commands = _rebuild_command(copy)
+    commands = [build_docs.command(copy / "docs")]  # html, then doctest
     # once untimed: the doctest builder's first run after the clean HTML build
     for command in commands:
         _run_build(copy, command)
@@ -250,7 +227,7 @@ def batched_mean_square(n: int, trials: int) -> float:
 
     Drawing the matrices dominates (26 million normal numbers at n = 512, on both sides); a batch that fits in
     the CPU cache avoids streaming 100 MB through memory, and the row-vector product ``x a^T`` uses torch's
-    matrix-vector kernel instead of its slower batched column-vector one (see ``stats._matvec``).
+    matrix-vector kernel instead of its slower batched column-vector one (see ``initbook.stats._maps._matvec``).
     """
 
     def sample(b, g):

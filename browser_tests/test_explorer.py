@@ -66,10 +66,10 @@ def _console_errors(browser) -> list[str]:
 def _python_activation(name: str):
     import torch
 
-    from initbook import theory
+    from initbook import _activations
 
     if name == "leaky_relu":  # the library's closed form for the leaky ReLU, PyTorch's slope
-        return theory._activation("leaky_relu", names=("leaky_relu",), slope=0.01)
+        return _activations._activation("leaky_relu", names=("leaky_relu",), slope=0.01)
     if name == "gelu":
         return torch.nn.functional.gelu
     if name == "selu":
@@ -161,7 +161,7 @@ def test_explorer_matches_initbook_theory(browser, server, screenshots: Path) ->
         where = f"{act} sw2={sw2} sb2={sb2}"
         maps = theory.iterate_maps(1.0, C0, sw2, sb2, DEPTH, phi)
         # the library's quadrature is exact only up to its node limits: q <= 1e4 in one dimension and
-        # q <= 150 in two (see initbook.theory._gaussian_grid); past them it is the page that is accurate
+        # q <= 150 in two (see initbook._activations._gaussian_grid); past them it is the page that is accurate
         # (test_explorer_against_exact_references), so layers beyond are compared with the library no further
         quadrature = act in ("tanh", "gelu")
         gain = 1.0
@@ -293,12 +293,12 @@ def test_explorer_against_exact_references(browser, server) -> None:
     """SELU (whose kinks the library integrates poorly) and GELU past the library's node limit."""
     import torch
 
-    from initbook import theory
+    from initbook import _activations
 
     _open(browser, server)
     for name, points in (("selu", SELU_POINTS), ("gelu", GELU_POINTS)):
         js = browser.execute_script(PAGE_VALUES, [list(p) for p in points], name)
-        act = theory._activation(getattr(torch.nn.functional, name))
+        act = _activations._activation(getattr(torch.nn.functional, name))
         for (q, c), got in zip(points, js, strict=True):
             ref = _reference(name, q, c)
             for key, exact in ref.items():

@@ -37,6 +37,7 @@ extensions = [
     # After myst_nb, before sphinx_gallery: starts the stale pages' execution before the examples run.
     "initbook_execute",
     "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
@@ -99,6 +100,21 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 napoleon_use_ivar = True  # dataclass "Attributes:" as fields, not duplicate attribute entries
+
+# -- autosummary: the API reference, one page per public object ----------------------------------------------
+# docs/api.md lists the modules; each module's page (docs/_templates/autosummary/module.rst) lists the names
+# in its __all__, and each name gets a page (function.rst, class.rst) with its gallery mini-gallery. The pages
+# are generated at build time into docs/api/generated/ (gitignored: they are a function of the docstrings).
+templates_path = ["_templates"]
+autosummary_generate = True
+# a module's members are its __all__, wherever they are defined
+autosummary_ignore_module_all = False
+# names that differ only in case would overwrite each other's page on a case-insensitive file system
+autosummary_filename_map = {
+    "initbook.stats.Moments": "initbook.stats.Moments-class",
+    "initbook.stats.Trace": "initbook.stats.Trace-class",
+    "initbook.init.TRUNCATED_NORMAL_STD": "initbook.init.TRUNCATED_NORMAL_STD-constant",
+}
 
 # -- doctest -------------------------------------------------------------------------------------------------
 doctest_global_setup = "import math\nimport torch\nimport initbook"
@@ -168,6 +184,8 @@ sphinx_gallery_conf = {
     ),
     "within_subsection_order": "FileNameSortKey",
     "doc_module": ("initbook",),
+    # names of initbook's objects in the examples' code link to their API pages
+    "reference_url": {"initbook": None},
     "backreferences_dir": "gen_modules/backreferences",
     "remove_config_comments": True,
     "image_scrapers": ("matplotlib",),

@@ -1,12 +1,15 @@
 """initbook: how and why neural networks are initialized.
 
-The library behind the initbook online book. Modules:
+The library behind the initbook online book. The top level holds what a model author reaches for: the
+initializers of :mod:`initbook.init` (``initbook.kaiming_normal_``, like :mod:`torch.nn.init` and
+``jax.nn.initializers``) and :func:`initbook.diagnose`. The rest lives in the modules:
 
-* :mod:`initbook.stats`: measurement (iterated maps, the step where they break, statistics per step);
-* :mod:`initbook.theory`: the closed-form predictions the book derives;
-* :mod:`initbook.data`: MNIST from the official files, verified; the book's fixed split;
 * :mod:`initbook.init`: initializers (torch.nn.init's names on one variance-scaling core), LSUV,
   whole-model initialization with the correct fans for grouped and transposed convolutions;
+* :mod:`initbook.theory`: the closed-form predictions the book derives;
+* :mod:`initbook.stats`: measurement (iterated maps, the step where they break, statistics per step,
+  Monte-Carlo estimates, per-layer traces) and the book's random-network simulators;
+* :mod:`initbook.data`: MNIST from the official files, verified; the book's fixed split;
 * :mod:`initbook.nets`: residual MLPs without normalization, and their He, zero-last and Fixup inits;
   a minimal decoder-only transformer and the sorting task it trains on;
 * :mod:`initbook.mup`: width: standard vs maximal-update parameterization (μP), the coordinate check;
@@ -17,7 +20,7 @@ The library behind the initbook online book. Modules:
 
 from __future__ import annotations
 
-from . import data, init, mup, nets, stats, theory, train
+from . import data, init, mup, nets, simulate, stats, theory, train
 from .diagnose import Finding, LayerReport, Report, diagnose
 from .init import (
     TRUNCATED_NORMAL_STD,
@@ -36,17 +39,21 @@ from .init import (
     glorot_normal_,
     glorot_uniform_,
     gpt2_init_,
+    gru_update_bias_,
     he_normal_,
     he_uniform_,
     init_model,
+    irnn_,
     kaiming_normal_,
     kaiming_uniform_,
     lecun_normal_,
     lecun_uniform_,
+    lstm_forget_bias_,
     lsuv_,
     normal_,
     ones_,
     orthogonal_,
+    recurrent_orthogonal_,
     sparse_,
     spectral_normalize_,
     t_fixup_init_,
@@ -60,66 +67,22 @@ from .init import (
     xavier_uniform_,
     zeros_,
 )
-from .stats import (
-    Estimate,
-    Moments,
-    Trace,
-    first_nonfinite_step,
-    first_step,
-    first_steps,
-    matmul_map,
-    moments,
-    monte_carlo,
-    trace,
-    trajectory,
-)
-from .theory import (
-    chi1,
-    correlation_depth_scale,
-    correlation_map,
-    critical_sigma_w2,
-    fixed_point_c,
-    fixed_point_q,
-    gauss_hermite,
-    growth_factor,
-    kaiming_std,
-    leaky_relu_second_moment,
-    lecun_std,
-    length_map,
-    overflow_step,
-    propagate_variance,
-    relu_mean_gaussian,
-    relu_second_moment,
-    relu_variance_gaussian,
-    sum_variance,
-    torch_default_bound,
-    underflow_step,
-    uniform_bound,
-    xavier_std,
-)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "TRUNCATED_NORMAL_STD",
     "Distribution",
-    "Estimate",
     "FanMode",
     "Finding",
     "LSUVRecord",
     "LayerReport",
-    "Moments",
     "Nonlinearity",
     "Report",
-    "Trace",
     "__version__",
     "calculate_gain",
-    "chi1",
     "compute_fans",
     "constant_",
-    "correlation_depth_scale",
-    "correlation_map",
-    "critical_sigma_w2",
     "data",
     "deepnet_init_",
     "default_linear_init_",
@@ -127,62 +90,41 @@ __all__ = [
     "dirac_",
     "eye_",
     "fans_of",
-    "first_nonfinite_step",
-    "first_step",
-    "first_steps",
-    "fixed_point_c",
-    "fixed_point_q",
-    "gauss_hermite",
     "glorot_normal_",
     "glorot_uniform_",
     "gpt2_init_",
-    "growth_factor",
+    "gru_update_bias_",
     "he_normal_",
     "he_uniform_",
     "init",
     "init_model",
+    "irnn_",
     "kaiming_normal_",
-    "kaiming_std",
     "kaiming_uniform_",
-    "leaky_relu_second_moment",
     "lecun_normal_",
-    "lecun_std",
     "lecun_uniform_",
-    "length_map",
+    "lstm_forget_bias_",
     "lsuv_",
-    "matmul_map",
-    "moments",
-    "monte_carlo",
     "mup",
     "nets",
     "normal_",
     "ones_",
     "orthogonal_",
-    "overflow_step",
-    "propagate_variance",
-    "relu_mean_gaussian",
-    "relu_second_moment",
-    "relu_variance_gaussian",
+    "recurrent_orthogonal_",
+    "simulate",
     "sparse_",
     "spectral_normalize_",
     "stats",
-    "sum_variance",
     "t_fixup_init_",
     "theory",
     "torch_default_",
-    "torch_default_bound",
-    "trace",
     "train",
-    "trajectory",
     "transformer_roles",
     "trunc_normal_",
     "truncated_normal_std",
-    "underflow_step",
     "uniform_",
-    "uniform_bound",
     "variance_scaling_",
     "xavier_normal_",
-    "xavier_std",
     "xavier_uniform_",
     "zeros_",
 ]

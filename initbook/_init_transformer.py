@@ -26,13 +26,13 @@ import torch
 from torch import nn
 
 from ._nets_transformer import CausalSelfAttention, DecoderBlock
-from ._theory_attention import (
+from ._validation import ArgumentTypeError, check_choice, check_generator, check_int, check_real
+from .theory._attention import (
     DeepNetArchitecture,
     deepnet_constants,
     gpt2_residual_std,
     t_fixup_scale,
 )
-from ._validation import ArgumentTypeError, check_choice, check_int, check_real
 
 __all__ = ["deepnet_init_", "gpt2_init_", "t_fixup_init_", "transformer_roles"]
 
@@ -170,13 +170,6 @@ def _zero_biases_and_norms(model: nn.Module, slots: list[_Slot]) -> None:
                     m.bias.zero_()
 
 
-def _check_generator(generator: object) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ArgumentTypeError(
-            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
-        )
-
-
 def gpt2_init_(
     model: nn.Module, n_layers: int, *, std: float = 0.02, generator: torch.Generator | None = None
 ) -> nn.Module:
@@ -208,7 +201,7 @@ def gpt2_init_(
     """
     n_layers = check_int("n_layers", n_layers, minimum=1)
     std = check_real("std", std, nonnegative=True)
-    _check_generator(generator)
+    check_generator(generator)
     slots = _slots(model)
     resid = gpt2_residual_std(n_layers, std)
     for s in slots:
@@ -257,7 +250,7 @@ def deepnet_init_(
         1.8612
     """
     alpha, beta = deepnet_constants(architecture, n_layers, n_other_layers)
-    _check_generator(generator)
+    check_generator(generator)
     blocks = (
         [m for m in model.modules() if isinstance(m, DecoderBlock)]
         if isinstance(model, nn.Module)
@@ -323,7 +316,7 @@ def t_fixup_init_(
     """
     scale = t_fixup_scale(n_layers, side)  # type: ignore[arg-type]
     emb_scale = t_fixup_scale(n_layers, "decoder")
-    _check_generator(generator)
+    check_generator(generator)
     if not isinstance(allow_layer_norm, bool):
         raise ArgumentTypeError(f"allow_layer_norm must be a bool, got {allow_layer_norm!r}")
     if isinstance(model, nn.Module) and not allow_layer_norm:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import cast
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
 
 import torch
 
@@ -78,14 +78,21 @@ def check_real(
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def check_float_dtype(name: str, dtype: object) -> torch.dtype:
-    """Return ``dtype`` if it is one of torch's real floating dtypes."""
+def check_dtype(
+    name: str, dtype: object, allowed: Sequence[torch.dtype] = FLOAT_DTYPES
+) -> torch.dtype:
+    """Return ``dtype`` if it is one of the ``allowed`` floating dtypes (default: all four)."""
     if not isinstance(dtype, torch.dtype):
         raise ArgumentTypeError(f"{name} must be a torch.dtype, got {dtype!r}")
-    if dtype not in FLOAT_DTYPES:
-        valid = [str(d) for d in FLOAT_DTYPES]
+    if dtype not in allowed:
+        valid = [str(d) for d in allowed]
         raise ValueError(f"{name}={dtype} is not a supported floating dtype; use one of {valid}")
     return dtype
+
+
+def check_float_dtype(name: str, dtype: object) -> torch.dtype:
+    """Return ``dtype`` if it is one of torch's real floating dtypes: :func:`check_dtype`'s default."""
+    return check_dtype(name, dtype)
 
 
 def check_float_tensor(name: str, tensor: object) -> torch.Tensor:
@@ -95,3 +102,43 @@ def check_float_tensor(name: str, tensor: object) -> torch.Tensor:
     if not tensor.is_floating_point():
         raise ArgumentTypeError(f"{name} must have a floating dtype, got {tensor.dtype}")
     return tensor
+
+
+def check_generator(generator: object, name: str = "generator") -> torch.Generator | None:
+    """Return ``generator`` if it is a :class:`torch.Generator` or ``None``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ArgumentTypeError(
+            f"{name} must be a torch.Generator or None, got {generator!r} of type "
+            f"{type(generator).__name__}"
+        )
+    return generator
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool (not merely truthy: ``1`` and ``None`` are rejected)."""
+    if not isinstance(value, bool):
+        raise ArgumentTypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+T = TypeVar("T")
+
+
+def check_each(
+    name: str,
+    values: object,
+    check: Callable[..., T],
+    *,
+    nonempty: bool = True,
+    **kwargs: Any,
+) -> list[T]:
+    """Apply ``check(f"{name}[{i}]", value, **kwargs)`` to every entry of a sequence; return the results.
+
+    Errors name the entry (``lrs[2] must be > 0, got -1.0``). ``values`` must be a sequence other than a
+    string, non-empty unless ``nonempty=False``.
+    """
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise ArgumentTypeError(f"{name} must be a sequence, got {values!r}")
+    if nonempty and len(values) == 0:
+        raise ArgumentTypeError(f"{name} must be a non-empty sequence, got {values!r}")
+    return [check(f"{name}[{i}]", value, **kwargs) for i, value in enumerate(values)]

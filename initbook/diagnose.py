@@ -36,9 +36,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import theory
+from ._activations import _MEAN_FIELD_NAMES
 from ._validation import check_choice
 from .init import calculate_gain, compute_fans, fans_of
-from .stats import _first_tensor, trace
+from .stats import trace
+from .stats._trace import _first_tensor
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -150,7 +152,6 @@ _RECOMMENDED_GAIN = {
     "linear": 1.0,
 }
 _NONLINEARITIES = (*_RECOMMENDED_GAIN, "norm")
-_MEAN_FIELD = {"relu": "relu", "tanh": "tanh", "linear": "linear"}
 
 
 @dataclass(frozen=True)
@@ -969,10 +970,10 @@ def _chains(layers: list[LayerReport]) -> list[list[LayerReport]]:
 
 def _chi1_text(chain: list[LayerReport]) -> str:
     """The mean-field χ1 of the chain's hidden layers, as a sentence (empty when not computable)."""
-    body = [r for r in chain[:-1] if r.nonlinearity in _MEAN_FIELD]
+    body = [r for r in chain[:-1] if r.nonlinearity in _MEAN_FIELD_NAMES]
     if not body or len({r.nonlinearity for r in body}) != 1:
         return ""
-    phi = _MEAN_FIELD[body[0].nonlinearity]
+    phi = body[0].nonlinearity
     sigma_w2 = sum(r.weight_std**2 * r.fan_in for r in body) / len(body)
     try:
         chi = theory.chi1(sigma_w2, 0.0, phi)

@@ -61,13 +61,13 @@ from typing import Any, Literal, TypeVar, cast
 import torch
 from torch import nn
 
-from ._init_recurrent import gru_update_bias_, irnn_, lstm_forget_bias_, recurrent_orthogonal_
-from ._init_transformer import deepnet_init_, gpt2_init_, t_fixup_init_, transformer_roles
 from ._validation import (
     FLOAT_DTYPES,
     ArgumentTypeError,
     check_choice,
+    check_each,
     check_float_tensor,
+    check_generator,
     check_int,
     check_real,
 )
@@ -259,13 +259,6 @@ TRUNCATED_NORMAL_STD: float = truncated_normal_std(-2.0, 2.0)
 # ---------------------------------------------------------------------------------------------------
 # Private helpers: argument checks and the three samplers, all under no_grad
 # ---------------------------------------------------------------------------------------------------
-
-
-def _check_generator(generator: object) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ArgumentTypeError(
-            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
-        )
 
 
 def _check_mode(mode: object, valid: Sequence[str]) -> str:
@@ -465,9 +458,7 @@ def compute_fans(shape_or_tensor: torch.Tensor | Sequence[int]) -> tuple[int, in
     if isinstance(shape_or_tensor, torch.Tensor):
         shape = shape_or_tensor.shape  # a torch.Size, a tuple
     elif isinstance(shape_or_tensor, Sequence) and not isinstance(shape_or_tensor, str):
-        shape = tuple(
-            check_int(f"shape[{i}]", size, minimum=0) for i, size in enumerate(shape_or_tensor)
-        )
+        shape = tuple(check_each("shape", shape_or_tensor, check_int, nonempty=False, minimum=0))
     else:
         raise ArgumentTypeError(
             f"compute_fans needs a tensor or a shape, got {type(shape_or_tensor).__name__}"
@@ -669,7 +660,7 @@ def variance_scaling_(
     scale = check_real("scale", scale, nonnegative=True)
     fan_mode = _check_mode(mode, _FAN_MODES)
     check_choice("distribution", distribution, _DISTRIBUTIONS)
-    _check_generator(generator)
+    check_generator(generator)
     return _variance_scaling(tensor, scale, fan_mode, distribution, fans, generator)
 
 
@@ -737,7 +728,7 @@ def uniform_(
     a, b = check_real("a", a), check_real("b", b)
     if a > b:
         raise ValueError(f"uniform_ needs a <= b, got a={a!r}, b={b!r}")
-    _check_generator(generator)
+    check_generator(generator)
     return _no_grad_uniform_(tensor, a, b, generator)
 
 
@@ -772,7 +763,7 @@ def normal_(
     check_float_tensor("tensor", tensor)
     mean = check_real("mean", mean)
     std = check_real("std", std, nonnegative=True)
-    _check_generator(generator)
+    check_generator(generator)
     return _no_grad_normal_(tensor, mean, std, generator)
 
 
@@ -830,7 +821,7 @@ def trunc_normal_(
     b = check_real("b", b, allow_inf=True)
     if not a < b:
         raise ValueError(f"trunc_normal_ needs a < b, got a={a!r}, b={b!r}")
-    _check_generator(generator)
+    check_generator(generator)
     try:
         return _no_grad_trunc_normal_(
             tensor, mean, std, (a - mean) / std, (b - mean) / std, generator
@@ -1005,7 +996,7 @@ def xavier_uniform_(
     """
     check_float_tensor("tensor", tensor)
     gain = check_real("gain", gain, nonnegative=True)
-    _check_generator(generator)
+    check_generator(generator)
     return _variance_scaling(tensor, _gain_squared(gain), "fan_avg", "uniform", fans, generator)
 
 
@@ -1050,7 +1041,7 @@ def xavier_normal_(
     """
     check_float_tensor("tensor", tensor)
     gain = check_real("gain", gain, nonnegative=True)
-    _check_generator(generator)
+    check_generator(generator)
     return _variance_scaling(tensor, _gain_squared(gain), "fan_avg", "normal", fans, generator)
 
 
@@ -1107,7 +1098,7 @@ def kaiming_uniform_(
     check_float_tensor("tensor", tensor)
     gain = calculate_gain(nonlinearity, check_real("a", a))
     fan_mode = _check_mode(mode, _TORCH_FAN_MODES)
-    _check_generator(generator)
+    check_generator(generator)
     return _variance_scaling(tensor, _gain_squared(gain), fan_mode, "uniform", fans, generator)
 
 
@@ -1166,7 +1157,7 @@ def kaiming_normal_(
     check_float_tensor("tensor", tensor)
     gain = calculate_gain(nonlinearity, check_real("a", a))
     fan_mode = _check_mode(mode, _TORCH_FAN_MODES)
-    _check_generator(generator)
+    check_generator(generator)
     return _variance_scaling(tensor, _gain_squared(gain), fan_mode, "normal", fans, generator)
 
 
@@ -1478,7 +1469,7 @@ def orthogonal_(
     """
     check_float_tensor("tensor", tensor)
     gain = check_real("gain", gain, nonnegative=True)
-    _check_generator(generator)
+    check_generator(generator)
     _check_min_dims(tensor, 2, "orthogonal_")
     if _is_noop(tensor) or tensor.is_meta:
         return tensor
@@ -1489,11 +1480,21 @@ def orthogonal_(
         flat.normal_(0.0, 1.0, generator=generator)
         if rows < cols:
             flat.t_()
-        q, r = torch.linalg.qr(flat)
-        q *= torch.diag(r, 0).sign()
+        q = _haar_from_gaussian(flat)
         if rows < cols:
             q.t_()
         return tensor.copy_(q.mul_(gain).reshape(tensor.shape))
+
+
+def _haar_from_gaussian(g: torch.Tensor) -> torch.Tensor:
+    """Haar-orthogonal matrices from Gaussian ones ``g`` of shape ``(..., m, n)``, ``m >= n``.
+
+    The ``Q`` of the QR factorization ``g = QR`` with the signs of ``R``'s diagonal moved into ``Q``
+    (Mezzadri 2007), which makes ``Q`` exactly Haar-distributed. :func:`orthogonal_` and
+    :func:`initbook.stats.haar_orthogonal` share it.
+    """
+    q, r = torch.linalg.qr(g)
+    return q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
 
 
 def sparse_(
@@ -1540,7 +1541,7 @@ def sparse_(
     if sparsity > 1.0:
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity!r}")
     std = check_real("std", std, nonnegative=True)
-    _check_generator(generator)
+    check_generator(generator)
     if _is_noop(tensor) or tensor.is_meta:
         return tensor
     rows, cols = tensor.shape
@@ -1622,7 +1623,7 @@ def spectral_normalize_(
     check_float_tensor("tensor", tensor)
     target = check_real("target", target, nonnegative=True)
     n_iter = check_int("n_iter", n_iter, minimum=1)
-    _check_generator(generator)
+    check_generator(generator)
     _check_min_dims(tensor, 2, "spectral_normalize_")
     if _is_noop(tensor) or tensor.is_meta:
         return tensor
@@ -1770,7 +1771,7 @@ def lsuv_(
     target_var = check_real("target_var", target_var, positive=True)
     tol = check_real("tol", tol, positive=True)
     max_iter = check_int("max_iter", max_iter, minimum=0)
-    _check_generator(generator)
+    check_generator(generator)
     names = {
         module: name
         for name, module in model.named_modules()
@@ -1874,7 +1875,7 @@ def init_model(
     """
     if not isinstance(module, nn.Module):
         raise ArgumentTypeError(f"module must be an nn.Module, got {type(module).__name__}")
-    _check_generator(generator)
+    check_generator(generator)
     weight_init: Callable[..., torch.Tensor] | None
     if callable(scheme):
         weight_init = scheme
@@ -1909,3 +1910,20 @@ def init_model(
             bound = 1.0 / math.sqrt(fans[0])
             _no_grad_uniform_(layer.bias, -bound, bound, generator)
     return module
+
+
+# The recipes for torch's recurrent and attention modules live in their own files and build on this module's
+# initializers and on initbook.theory, which itself imports calculate_gain from here: importing them last,
+# once everything above is defined, lets both directions resolve.
+from ._init_recurrent import (
+    gru_update_bias_,
+    irnn_,
+    lstm_forget_bias_,
+    recurrent_orthogonal_,
+)
+from ._init_transformer import (
+    deepnet_init_,
+    gpt2_init_,
+    t_fixup_init_,
+    transformer_roles,
+)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import check_choice, check_float_tensor, check_int, check_real
+from ._validation import check_choice, check_each, check_float_tensor, check_int, check_real
 
 __all__ = [
     "CoordRow",
@@ -161,7 +161,6 @@ def mlp(
     *,
     depth: int = 3,
     bias: bool = False,
-    _skip_init: bool = False,
 ) -> nn.Sequential:
     """A ReLU MLP: ``depth`` linear layers (input, ``depth - 2`` hidden, output), ``width`` units each.
 
@@ -181,10 +180,18 @@ def mlp(
     check_int("width", width, minimum=1)
     check_int("d_out", d_out, minimum=1)
     check_int("depth", depth, minimum=2)
+    return _mlp(d_in, width, d_out, depth, bias, skip_init=False)
+
+
+def _mlp(
+    d_in: int, width: int, d_out: int, depth: int, bias: bool, *, skip_init: bool
+) -> nn.Sequential:
+    """:func:`mlp` without checks; ``skip_init`` leaves the weights uninitialized, for callers that
+    initialize them right away."""
     sizes = [d_in] + [width] * (depth - 1) + [d_out]
     layers: list[nn.Module] = []
     for i in range(depth):
-        if _skip_init:  # uninitialized memory, for callers that initialize right away
+        if skip_init:
             layers.append(torch.nn.utils.skip_init(nn.Linear, sizes[i], sizes[i + 1], bias=bias))
         else:
             layers.append(nn.Linear(sizes[i], sizes[i + 1], bias=bias))
@@ -382,9 +389,7 @@ def _check_xy(x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _check_widths(widths: object) -> list[int]:
-    if not isinstance(widths, Sequence) or len(widths) == 0:
-        raise TypeError(f"widths must be a non-empty sequence of ints, got {widths!r}")
-    return [check_int("width", w, minimum=1) for w in widths]
+    return check_each("widths", widths, check_int, minimum=1)
 
 
 @torch.no_grad()
@@ -398,16 +403,38 @@ def _update(
     eps: float = 1e-8,
 ) -> None:
     """One step of plain SGD or Adam (as torch.optim does it, without the import cost), per group lr."""
-    b1, b2 = betas
     for group, g, (m, v) in zip(groups, grads, state, strict=True):
         p, lr = group["params"][0], group["lr"]
         if optimizer == "sgd":
             p.sub_(lr * g)
         else:
-            m.mul_(b1).add_(g, alpha=1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = v.sqrt().div_(math.sqrt(1 - b2**t)).add_(eps)
-            p.addcdiv_(m, denom, value=-lr / (1 - b1**t))
+            _adam_step_(p, g, m, v, lr, t, betas, eps)
+
+
+@torch.no_grad()
+def _adam_step_(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    lr: float | torch.Tensor,
+    t: int,
+    betas: tuple[float, float],
+    eps: float,
+) -> None:
+    """Adam's step ``t`` (from 1) on ``p`` in place, updating its moments ``m`` and ``v``.
+
+    A float ``lr`` takes :class:`torch.optim.Adam`'s exact arithmetic; a tensor ``lr`` broadcasts against
+    ``p`` (one rate per stacked model in :func:`lr_sweep`).
+    """
+    b1, b2 = betas
+    m.mul_(b1).add_(g, alpha=1 - b1)
+    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+    denom = v.sqrt().div_(math.sqrt(1 - b2**t)).add_(eps)
+    if isinstance(lr, torch.Tensor):
+        p.sub_(lr * m.div(denom).div_(1 - b1**t))
+    else:
+        p.addcdiv_(m, denom, value=-lr / (1 - b1**t))
 
 
 def coord_check(
@@ -471,7 +498,7 @@ def coord_check(
         # per[seed][step][layer] = (rms, delta_rms)
         per = []
         for seed in range(seeds):
-            model = mlp(x.shape[1], width, d_out, depth=depth, _skip_init=True).to(x.dtype)
+            model = _mlp(x.shape[1], width, d_out, depth, False, skip_init=True).to(x.dtype)
             mup_init_(
                 model,
                 parameterization=parameterization,
@@ -642,21 +669,20 @@ def lr_sweep(
     x, y = _check_xy(x, y)
     eval_x, eval_y = (x, y) if eval_x is None else _check_xy(eval_x, eval_y)
     widths = _check_widths(widths)
-    if not isinstance(lrs, Sequence) or len(lrs) == 0:
-        raise TypeError(f"lrs must be a non-empty sequence of numbers, got {lrs!r}")
-    lrs = [check_real("lr", lr, positive=True) for lr in lrs]
-    if isinstance(parameterizations, str) or not isinstance(parameterizations, Sequence):
-        raise TypeError(
-            f"parameterizations must be a sequence such as ('sp', 'mup'), got {parameterizations!r}"
-        )
-    for p in parameterizations:
-        check_choice("parameterization", p, PARAMETERIZATIONS)
+    lrs = check_each("lrs", lrs, check_real, positive=True)
+    check_each(
+        "parameterizations",
+        parameterizations,
+        check_choice,
+        nonempty=False,
+        valid=PARAMETERIZATIONS,
+    )
     _check_common("mup", optimizer, base_width)
     check_int("steps", steps, minimum=0)
     check_int("batch_size", batch_size, minimum=1)
     check_int("depth", depth, minimum=2)
     check_int("seed", seed)
-    b1, b2 = (check_real("beta", b, nonnegative=True) for b in betas)
+    b1, b2 = check_each("betas", betas, check_real, nonnegative=True)
     eps = check_real("eps", eps, positive=True)
     d_in, d_out = x.shape[1], int(max(y.max(), eval_y.max())) + 1
     configs = [(p, lr) for p in parameterizations for lr in lrs]
@@ -712,10 +738,7 @@ def lr_sweep(
                     if optimizer == "sgd":
                         w.sub_(lr_t * g)
                     else:
-                        m.mul_(b1).add_(g, alpha=1 - b1)
-                        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                        denom = v.sqrt().div_(math.sqrt(1 - b2**t)).add_(eps)
-                        w.sub_(lr_t * m.div(denom).div_(1 - b1**t))
+                        _adam_step_(w, g, m, v, lr_t, t, (b1, b2), eps)
         with torch.no_grad():
             logits = forward(eval_x, weights)
             losses = (

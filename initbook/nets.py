@@ -30,7 +30,7 @@ from ._nets_transformer import (
     sorting_batch,
     train_sequence_task,
 )
-from ._validation import check_float_dtype, check_int, check_real
+from ._validation import check_bool, check_float_dtype, check_int, check_real
 from .init import kaiming_normal_, normal_, zeros_
 from .theory import fixup_scale
 
@@ -94,9 +94,8 @@ class ResidualBlock(nn.Module):
         check_int("width", width, minimum=1)
         check_int("layers", layers, minimum=1)
         self.branch_scale = check_real("branch_scale", branch_scale)
-        for name, flag in (("scalars", scalars), ("bias", bias)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        check_bool("scalars", scalars)
+        check_bool("bias", bias)
         self.width = width
         self.scalars = scalars
         self.linears = nn.ModuleList(nn.Linear(width, width, bias=bias) for _ in range(layers))
@@ -182,9 +181,8 @@ class ResidualMLP(nn.Module):
         # checked here too: with blocks=0 no ResidualBlock is built to check them
         check_int("layers_per_branch", layers_per_branch, minimum=1)
         check_real("branch_scale", branch_scale)
-        for name, flag in (("scalars", scalars), ("bias", bias)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        check_bool("scalars", scalars)
+        check_bool("bias", bias)
         self.stem = nn.Linear(in_features, width, bias=bias)
         self.blocks = nn.Sequential(
             *(

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from initbook import stats
+from initbook.stats import _maps
 from tests._stats import Z, seeded
 
 
@@ -187,19 +188,19 @@ def test_chain_blocks_only_split_large_reused_maps(monkeypatch, seed):
     step = _big_reused_map(seed)
     x0 = torch.ones(12, 48)
     matrix = 48 * 48 * 4
-    monkeypatch.setattr(stats, "_BLOCK_BYTES", 5 * matrix)
-    assert stats._chain_blocks(step, x0) == [slice(0, 5), slice(5, 10), slice(10, 12)]
-    monkeypatch.setattr(stats, "_BLOCK_BYTES", matrix // 2)  # one chain per block, never zero
-    assert len(stats._chain_blocks(step, x0)) == 12
-    monkeypatch.setattr(stats, "_BLOCK_BYTES", 12 * matrix)  # everything fits: one block
-    assert stats._chain_blocks(step, x0) == [slice(0, 12)]
-    monkeypatch.setattr(stats, "_BLOCK_BYTES", matrix)
+    monkeypatch.setattr(_maps, "_BLOCK_BYTES", 5 * matrix)
+    assert _maps._chain_blocks(step, x0) == [slice(0, 5), slice(5, 10), slice(10, 12)]
+    monkeypatch.setattr(_maps, "_BLOCK_BYTES", matrix // 2)  # one chain per block, never zero
+    assert len(_maps._chain_blocks(step, x0)) == 12
+    monkeypatch.setattr(_maps, "_BLOCK_BYTES", 12 * matrix)  # everything fits: one block
+    assert _maps._chain_blocks(step, x0) == [slice(0, 12)]
+    monkeypatch.setattr(_maps, "_BLOCK_BYTES", matrix)
     fresh = stats.matmul_map(
         48, trials=12, reuse=False, generator=torch.Generator().manual_seed(seed)
     )
-    assert stats._chain_blocks(fresh, x0) == [slice(0, 12)]  # splitting would reorder the draws
-    assert stats._chain_blocks(lambda x: x, x0) == [slice(0, 12)]  # any other map: all at once
-    assert stats._chain_blocks(step, torch.ones(3, 12, 48)) == [slice(0, 3)]  # not (trials, n)
+    assert _maps._chain_blocks(fresh, x0) == [slice(0, 12)]  # splitting would reorder the draws
+    assert _maps._chain_blocks(lambda x: x, x0) == [slice(0, 12)]  # any other map: all at once
+    assert _maps._chain_blocks(step, torch.ones(3, 12, 48)) == [slice(0, 3)]  # not (trials, n)
     with pytest.raises(ValueError, match="reuse=True"):
         fresh.block(0, 2)
 
@@ -213,8 +214,8 @@ def test_iterating_in_blocks_gives_the_same_result_bit_for_bit(monkeypatch, seed
     conditions = ("nonfinite", "inf", "nan", "mean_nan", "std_nan", "zero")
     out = {}
     for label, budget in (("together", 2**40), ("blocks", 5 * 48 * 48 * step.fixed.element_size())):
-        monkeypatch.setattr(stats, "_BLOCK_BYTES", budget)
-        assert len(stats._chain_blocks(step, x0)) == (1 if label == "together" else 3)
+        monkeypatch.setattr(_maps, "_BLOCK_BYTES", budget)
+        assert len(_maps._chain_blocks(step, x0)) == (1 if label == "together" else 3)
         out[label] = (
             stats.first_steps(step, x0, 80, conditions),
             stats.trajectory(step, x0, 40, "rms"),

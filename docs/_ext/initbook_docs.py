@@ -117,17 +117,6 @@ def _public_alias(app: Sphinx, env, node, contnode):
     )
 
 
-def _append_minigallery(app: Sphinx, what, name, obj, options, lines):
-    """Append a mini-gallery of the examples that use ``name`` to its docstring."""
-    if what not in {"function", "class"} or not name.startswith("initbook."):
-        return
-    short = "initbook." + name.rsplit(".", 1)[-1]
-    targets = name if short == name else f"{name} {short}"
-    lines.extend(
-        ["", f".. minigallery:: {targets}", "    :add-heading: Gallery examples using this", ""]
-    )
-
-
 def _needs_alt(image: nodes.image) -> bool:
     alt = image.get("alt", "").strip()
     uri = image.get("uri", "")
@@ -160,6 +149,5 @@ def setup(app: Sphinx) -> dict:
     app.add_config_value("initbook_docs_external_modules", (), "env")
     app.connect("missing-reference", _public_alias, priority=800)
     app.connect("missing-reference", _external_reference, priority=900)
-    app.connect("autodoc-process-docstring", _append_minigallery)
     app.connect("doctree-resolved", _alt_text)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

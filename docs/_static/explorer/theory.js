@@ -1,7 +1,7 @@
 /* initbook signal-propagation explorer: the mean-field theory of initbook.theory, in plain JavaScript.
  *
- * The same maps as the Python library (initbook/theory.py): length map, correlation map, chi1, the fixed
- * points q* and c*, the critical line and the depth scales, with the same root-finding (bisection with the
+ * The same maps as the Python library (initbook/theory/_meanfield.py, initbook/_activations.py): length
+ * map, correlation map, chi1, the fixed points q* and c*, the critical line and the depth scales, with the same root-finding (bisection with the
  * same brackets and stopping rule), so that the browser shows the book's numbers. Gaussian expectations are
  *   - closed forms for linear, ReLU, leaky ReLU and erf (the same formulas as the Python library);
  *   - for tanh, GELU and SELU in one dimension, composite Gauss-Legendre quadrature on [-12, 0] and [0, 12]
@@ -22,7 +22,7 @@
   const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
   // The rules stop at |z| = 10, where the normal density is below 1e-22 (initbook.theory goes to 12).
   const Z_MAX = 10.0;
-  const MAX_NODES_2D = 1200; // as initbook.theory._MAX_NODES_2D
+  const MAX_NODES_2D = 1200; // as initbook._activations._MAX_NODES_2D
   const LEAKY_SLOPE = 0.01; // PyTorch's default negative slope
   // SELU's constants, from Klambauer et al. (2017) as in torch.nn.SELU
   const SELU_ALPHA = 1.6732632423543772848170429916717;
@@ -219,7 +219,7 @@
     return sum;
   }
 
-  /* A tensor-product midpoint rule as in initbook.theory._Activation._e2, for tanh: step
+  /* A tensor-product midpoint rule as in initbook._activations._Activation._e2, for tanh: step
      h = 0.3/sqrt(max(q, 1)) on [-10, 10]. tanh(sqrt(q) z) has its poles at distance pi/(2 sqrt(q)) from the
      real axis, so the rule's error falls like exp(-2 pi (pi / (2 sqrt q)) / h) = exp(-pi^2 / 0.3) ~ 5e-15
      times a constant that grows near the poles (Trefethen and Weideman, SIAM Review 2014; about 1e-11 for
@@ -380,7 +380,7 @@
 
   const BISECT_ITERS = 200;
 
-  /* initbook.theory._bisect, step for step. */
+  /* initbook.theory._meanfield._bisect, step for step. */
   function bisect(f, lo, hi, rtol = 1e-13) {
     const loSign = f(lo) >= 0;
     for (let i = 0; i < BISECT_ITERS; i++) {
@@ -449,7 +449,7 @@
     return { q, c: 1 };
   }
 
-  /* The root of f in [lo, hi] that initbook.theory._bisect finds (f(lo) >= 0 > f(hi)), in fewer evaluations
+  /* The root of f in [lo, hi] that initbook.theory._meanfield._bisect finds (f(lo) >= 0 > f(hi)), in fewer evaluations
      (each is a two-dimensional quadrature): bisection steps until f is strictly positive at the lower end
      (at c = -1, itself a fixed point for odd phi without bias, f is 0), then the Illinois variant of
      regula falsi, which converges superlinearly, down to the same bracket width of 1e-13. */

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from ._validation import check_choice, check_int, check_real
+from .._validation import check_choice, check_int, check_real
 
 __all__ = [
     "bn_gradient_growth",

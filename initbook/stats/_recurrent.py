@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.autograd.functional import jvp
 
-from ._validation import ArgumentTypeError, check_choice, check_int, check_real
+from .._validation import ArgumentTypeError, check_choice, check_int, check_real
 
 __all__ = ["GatedCellRun", "RNNJacobianRun", "gated_cell_jacobian", "rnn_jacobian_norms"]
 
@@ -102,7 +102,7 @@ def rnn_jacobian_norms(
     if weights == "gaussian":
         w = torch.randn(trials, n, n, generator=generator, dtype=f64) * (gain / math.sqrt(n))
     elif weights == "orthogonal":
-        from .stats import haar_orthogonal
+        from ._isometry import haar_orthogonal
 
         w = haar_orthogonal(trials, n, generator=generator, dtype=f64) * gain
     else:

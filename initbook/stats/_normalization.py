@@ -15,8 +15,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._validation import check_choice, check_float_tensor, check_int, check_real
-from .init import init_model
+from .._validation import check_choice, check_float_tensor, check_int, check_real
+from ..init import init_model
 
 __all__ = [
     "MLPGridRun",

@@ -20,8 +20,9 @@ from collections.abc import Callable
 
 import torch
 
-from . import theory as _theory
-from ._validation import check_int, check_real
+from .._activations import _activation
+from .._validation import check_int, check_real
+from ._meanfield import chi1, gradient_depth_scale, length_map
 
 __all__ = [
     "gate_memory_time",
@@ -93,7 +94,7 @@ def rnn_jacobian_growth(
     sigma_in2 = check_real("sigma_in2", sigma_in2, nonnegative=True)
     sigma_b2 = check_real("sigma_b2", sigma_b2, nonnegative=True)
     drive = sigma_b2 + sigma_in2
-    act = _theory._activation(phi)
+    act = _activation(phi)
     factors = []
     if act.name in ("linear", "relu"):
         if act.name == "relu" and drive == 0.0:
@@ -101,12 +102,12 @@ def rnn_jacobian_growth(
                 "phi='relu' needs sigma_in2 + sigma_b2 > 0: with no drive the state stays at 0, "
                 "where relu' = 0, and the gradient vanishes after one step"
             )
-        factors = [_theory.chi1(sigma_w2, drive, phi)] * steps
+        factors = [chi1(sigma_w2, drive, phi)] * steps
     else:
         q = drive
         for _ in range(steps):
-            factors.append(_theory.chi1(sigma_w2, drive, phi, q=q))
-            q = _theory.length_map(q, sigma_w2, drive, phi)
+            factors.append(chi1(sigma_w2, drive, phi, q=q))
+            q = length_map(q, sigma_w2, drive, phi)
     out = torch.ones(steps + 1, dtype=torch.float64)
     if steps:
         out[1:] = torch.tensor(factors, dtype=torch.float64).cumprod(0)
@@ -149,7 +150,7 @@ def rnn_memory_time(
     """
     sigma_in2 = check_real("sigma_in2", sigma_in2, nonnegative=True)
     sigma_b2 = check_real("sigma_b2", sigma_b2, nonnegative=True)
-    return _theory.gradient_depth_scale(sigma_w2, sigma_b2 + sigma_in2, phi)
+    return gradient_depth_scale(sigma_w2, sigma_b2 + sigma_in2, phi)
 
 
 def irnn_jacobian_growth(steps: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from ._validation import check_choice, check_int, check_real
+from .._validation import check_choice, check_int, check_real
 
 __all__ = [
     "AttentionScale",
