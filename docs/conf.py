@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import doctest
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -22,13 +23,17 @@ sys.path.insert(0, str(HERE / "_ext"))
 import initbook_docs
 from sphinx_gallery.sorting import ExplicitOrder
 
-import initbook
-
 # -- Project ---------------------------------------------------------------------------------------------
 project = "initbook"
 author = "The initbook developers"
 copyright = "2026, The initbook developers"
-release = initbook.__version__
+# The version is read from the package's source, not imported: importing initbook imports torch (2 s), which
+# a rebuild with nothing to execute does not otherwise need.
+release = re.search(
+    r'^__version__ = "([^"]+)"',
+    (HERE.parent / "initbook" / "__init__.py").read_text(encoding="utf-8"),
+    re.MULTILINE,
+).group(1)
 version = release
 
 # -- General -----------------------------------------------------------------------------------------------

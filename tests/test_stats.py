@@ -147,7 +147,7 @@ def test_matmul_map_bad_arguments(kwargs, error, match):
 
 def test_matmul_map_draws_what_it_always_drew(seed):
     """The random draws do not depend on how the products are computed: reuse=True draws all matrices
-    once, at construction; reuse=False draws a fresh (trials, n, n) batch at every call."""
+    once, at their first use; reuse=False draws a fresh (trials, n, n) batch at every call."""
     n, trials, scale = 16, 5, 0.5
     for reuse in (True, False):
         gen, ref = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
@@ -158,11 +158,10 @@ def test_matmul_map_draws_what_it_always_drew(seed):
         def draw(ref=ref):
             return torch.empty(trials, n, n).normal_(0.0, scale, generator=ref)
 
+        x_ref = torch.randn(trials, n, generator=ref)
         if reuse:
             a1 = a2 = draw()
-            x_ref = torch.randn(trials, n, generator=ref)
         else:
-            x_ref = torch.randn(trials, n, generator=ref)
             a1, a2 = draw(), draw()
         assert torch.equal(x, x_ref)
         assert torch.equal(gen.get_state(), ref.get_state())
@@ -176,6 +175,32 @@ def test_matmul_map_draws_what_it_always_drew(seed):
         gamma = n * u / (1 - n * u)
         bound = 3 * gamma * mv(a2.abs(), mv(a1.abs(), x_ref.abs()))
         assert bool(((y.double() - mv(a2, mv(a1, x_ref))).abs() <= bound).all())
+
+
+# 48*48 numbers per chain: drawn block by block; 6*6 (not a multiple of 16): all at once
+@pytest.mark.parametrize("n", [48, 6])
+def test_blocks_draw_the_matrices_of_one_full_draw(monkeypatch, seed, n):
+    """Iterating in blocks draws the same matrices as one draw of all of them, advances the caller's
+    generator exactly as that draw does, and a second use replays them without drawing again."""
+    trials = 12
+    monkeypatch.setattr(_maps, "_BLOCK_BYTES", 5 * n * n * 4)  # blocks of 5, 5 and 2 chains
+    gen, ref = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    step = stats.matmul_map(n, scale=0.3, trials=trials, generator=gen)
+    x0 = torch.randn(trials, n, generator=gen)
+    assert _maps._chain_blocks(step, x0) == [slice(0, 5), slice(5, 10), slice(10, 12)]
+    first = stats.trajectory(step, x0, 3, "rms")
+    state_after = gen.get_state()
+    x_ref = torch.randn(trials, n, generator=ref)
+    a = torch.empty(trials, n, n).normal_(0.0, 0.3, generator=ref)
+    assert torch.equal(state_after, ref.get_state())  # advanced by exactly one full draw
+    assert torch.equal(step.fixed, a)  # the replayed matrices are the drawn ones
+    assert torch.equal(gen.get_state(), state_after)  # ... and replaying drew nothing from gen
+    x, rms = x_ref, [x_ref.double().pow(2).mean(-1).sqrt()]
+    for _ in range(3):
+        x = _maps._matvec(a, x)
+        rms.append(x.double().pow(2).mean(-1).sqrt())
+    assert torch.equal(first, torch.stack(rms))
+    assert torch.equal(stats.trajectory(step, x0, 3, "rms"), first)  # second use: same matrices
 
 
 def _big_reused_map(seed, trials=12, n=48):

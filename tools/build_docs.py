@@ -19,7 +19,11 @@ theme and torch, which is most of what a rebuild with no change costs.
 
 The doctest builder runs the ``{doctest}`` blocks of the book's pages only
 (``doctest_test_doctest_blocks = ""`` in ``docs/conf.py``): the examples in the docstrings, which the API
-pages show as plain ``>>>`` blocks, are run by ``pytest --doctest-modules`` in ``nox -s tests``.
+pages show as plain ``>>>`` blocks, are run by ``pytest --doctest-modules`` in ``nox -s tests``. Sphinx's
+doctest builder has no notion of an up-to-date page: it runs every block on every build. Its inputs are the
+pages, the package, the gallery scripts, the options and the versions of Python and of the packages that run
+the blocks, so after a passing run their digest is written to ``_build/doctest/.inputs``; a later run with the
+same digest (a rebuild after no change) skips the builder and says so. Any edit to one of them runs it again.
 
 Matplotlib's backend is handled in ``docs/conf.py`` (the one place): it removes ``MPLBACKEND`` from the
 environment the notebook kernels inherit, whoever started the build.
@@ -31,10 +35,12 @@ and ``benchmarks/run.py`` build from; :func:`command` is the command line that b
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +70,24 @@ NOT_SOURCES = (
 _TEXT_REPRS = ("&lt;Figure size", "&lt;IPython.core.display.Markdown object&gt;")
 
 
+def doctest_inputs(docs: Path, sphinx_args: tuple[str, ...]) -> str:
+    """A digest of what the doctest builder reads: the sources in ``docs`` (not what a build generates),
+    the package, the gallery scripts, the Sphinx options and the versions of Python, torch and Sphinx."""
+    versions = [sys.version] + [metadata.version(name) for name in ("torch", "sphinx", "myst-nb")]
+    digest = hashlib.sha256(repr((sphinx_args, versions)).encode())
+    generated = {docs / g for g in GENERATED}
+    files = [
+        p
+        for p in docs.rglob("*")
+        if "__pycache__" not in p.parts and not any(p.is_relative_to(g) for g in generated)
+    ]
+    root = docs.parent
+    files += [*(root / "initbook").rglob("*.py"), *(root / "examples").rglob("*.py")]
+    for path in sorted(p for p in files if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def build(
     builder: str = "all",
     *,
@@ -86,14 +110,24 @@ def build(
     else:
         builders = ("html", "doctest") if builder == "all" else (builder,)
         doctrees, flags = out / "doctrees", STRICT
+    stamp = out / "doctest" / ".inputs"
     for name in builders:
         target = out / (f"{name}-fast" if fast else name)
         start = time.perf_counter()
+        if name == "doctest":
+            inputs = doctest_inputs(docs, sphinx_args)
+            if stamp.is_file() and stamp.read_text() == inputs:
+                print(
+                    "sphinx-build -b doctest: skipped, nothing changed since its last passing run"
+                )
+                continue
         args = ["-b", name, "-d", str(doctrees), *flags, *sphinx_args, str(docs), str(target)]
         status = build_main(args)
         print(f"sphinx-build -b {name}: exit status {status}, {time.perf_counter() - start:.1f} s")
         if status:
             return status
+        if name == "doctest":
+            stamp.write_text(inputs)
         if name == "html" and not fast:
             status = check_rendered(target)
             if status:

@@ -9,8 +9,8 @@ chains at once (one batched matrix product per step instead of a Python loop ove
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, cast
 
 import torch
 
@@ -94,8 +94,13 @@ def matmul_map(
     Returns:
         A function mapping a ``(trials, n)`` tensor to the ``(trials, n)`` tensor :math:`a\,x`. Given to
         :func:`first_step`, :func:`first_steps` or :func:`trajectory` with ``reuse=True``, it lets them
-        iterate the chains in blocks whose matrices fit in the CPU cache when all of them would not
-        (same result, several times faster for 100 chains of width 512).
+        iterate the chains in blocks whose matrices fit in the CPU cache when all of them would not, drawing
+        each block's matrices just before its chains run (the same result as drawing them all at once, and
+        as fast as the seed notebooks' loop over chains for 100 chains of width 512).
+
+    The reused matrices are drawn from ``generator`` at their *first use*, not when the map is built; later
+    uses apply the same matrices without drawing again. So ``x0`` drawn from the same generator between
+    building the map and first using it comes before the matrices in the random stream.
 
     Examples:
         >>> gen = torch.Generator().manual_seed(0)
@@ -134,7 +139,18 @@ def _matvec(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 class _MatmulMap:
-    """The map returned by :func:`matmul_map`: ``x -> a x`` for a batch of chains."""
+    """The map returned by :func:`matmul_map`: ``x -> a x`` for a batch of chains.
+
+    With ``reuse=True`` the matrices are drawn at their first use, not at construction. Iterated by
+    :func:`first_steps` or :func:`trajectory` with more matrices than fit :data:`_BLOCK_BYTES`, they are drawn
+    block by block, each block used for all its steps and then dropped, as the seed notebooks' loop over
+    chains does: 100 chains of width 512 never hold 100 MB at once. torch fills a float tensor of normals in
+    groups of 16, so drawing the blocks one after the other gives the same numbers, bit for bit, as one draw
+    of all of them whenever one chain's matrix holds a multiple of 16 numbers (``n`` a multiple of 4;
+    otherwise everything is drawn at once).
+    The generator's state before the first draw is kept, so later uses replay the same matrices without
+    advancing the caller's generator again.
+    """
 
     def __init__(
         self,
@@ -148,26 +164,69 @@ class _MatmulMap:
     ) -> None:
         self.n, self.scale, self.trials, self.reuse = n, scale, trials, reuse
         self.dtype, self.generator = dtype, generator
-        self.fixed = fixed if fixed is not None or not reuse else self._draw()
+        self._fixed = fixed
+        # the generator's state before the first draw of the reused matrices
+        self._start: torch.Tensor | None = None
 
-    def _draw(self) -> torch.Tensor:
-        shape = (self.trials, self.n, self.n)
-        a = torch.empty(shape, dtype=torch.float32).normal_(
-            0.0, self.scale, generator=self.generator
-        )
-        return a.to(self.dtype)
+    def _draw(self, count: int, generator: torch.Generator | None) -> torch.Tensor:
+        a = torch.empty((count, self.n, self.n), dtype=torch.float32)
+        return a.normal_(0.0, self.scale, generator=generator).to(self.dtype)
+
+    def _source(self) -> torch.Generator | None:
+        """The generator the reused matrices come from: the caller's on the first draw, then a replay."""
+        if self._start is None:
+            caller = self.generator if self.generator is not None else torch.default_generator
+            self._start = caller.get_state()
+            return self.generator
+        replay = torch.Generator()
+        replay.set_state(self._start)
+        return replay
+
+    @property
+    def fixed(self) -> torch.Tensor | None:
+        """The reused matrices, ``(trials, n, n)`` (drawn now if not yet), or ``None`` for ``reuse=False``."""
+        if not self.reuse:
+            return None
+        if self._fixed is None:
+            self._fixed = self._draw(self.trials, self._source())
+        return self._fixed
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.fixed if self.fixed is not None else self._draw()
+        a = self.fixed if self.reuse else self._draw(self.trials, self.generator)
         return _matvec(a, x.to(self.dtype))
 
-    def block(self, start: int, stop: int) -> _MatmulMap:
-        """The same map restricted to chains ``start:stop`` (reused matrices only: draws nothing)."""
-        if self.fixed is None:
+    def blocks(self, size: int) -> Iterator[tuple[slice, _MatmulMap]]:
+        """The chains in blocks of ``size``, each with the map restricted to them (``reuse=True`` only).
+
+        Draws each block's matrices just before it is yielded, unless the matrices are already held or a
+        chain's matrix does not hold a multiple of 16 numbers (then all are drawn first, see the class
+        docstring).
+        """
+        if not self.reuse:
             raise ValueError(
                 "only a map with reused matrices (reuse=True) can be split into blocks"
             )
-        fixed = self.fixed[start:stop]
+        per_chain = self.n * self.n
+        lazy = self._fixed is None and per_chain % 16 == 0
+        source = self._source() if lazy else None
+        for start in range(0, self.trials, size):
+            stop = min(start + size, self.trials)
+            if lazy:
+                a = self._draw(stop - start, source)
+            else:
+                a = cast(torch.Tensor, self.fixed)[start:stop]
+            yield (
+                slice(start, stop),
+                _MatmulMap(self.n, self.scale, stop - start, True, self.dtype, None, a),
+            )
+
+    def block(self, start: int, stop: int) -> _MatmulMap:
+        """The same map restricted to chains ``start:stop`` (reused matrices only: draws nothing new)."""
+        if not self.reuse:
+            raise ValueError(
+                "only a map with reused matrices (reuse=True) can be split into blocks"
+            )
+        fixed = cast(torch.Tensor, self.fixed)[start:stop]
         return _MatmulMap(self.n, self.scale, len(fixed), True, self.dtype, None, fixed)
 
     def __repr__(self) -> str:
@@ -177,28 +236,34 @@ class _MatmulMap:
         )
 
 
-def _chain_blocks(step: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor) -> list[slice]:
-    """How to iterate ``step`` from ``x0``: all chains at once, or block by block.
+def _block_size(step: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor) -> int | None:
+    """How many chains of ``step`` to iterate together from ``x0``; ``None``: all at once.
 
     A :func:`matmul_map` with reused matrices applies the same matrices at every step. When they fill more
     than :data:`_BLOCK_BYTES` (100 chains of width 512 in float32 are 100 MB), iterating all chains together
     streams every matrix from main memory at every step; iterating a block of chains whose matrices fit in
-    the CPU cache through all its steps, then the next block, reads each matrix from memory once, as the
-    seed notebooks' loop over chains does. The chains are independent and each chain's product is computed
-    by the same kernel either way, so the result is the same, bit for bit (``tests/test_stats.py``). Fresh
+    the CPU cache through all its steps, then the next block, touches each matrix once, as the seed
+    notebooks' loop over chains does. The chains are independent and each chain's product is computed by
+    the same kernel either way, so the result is the same, bit for bit (``tests/test_stats.py``). Fresh
     matrices (``reuse=False``) are drawn for all chains at every step, so that the random draws, and hence
     the results, do not depend on this choice; they, and any other ``step``, run all at once.
     """
-    everything = [slice(0, x0.shape[0] if x0.dim() else 0)]
-    if not isinstance(step, _MatmulMap) or step.fixed is None:
-        return everything
+    if not isinstance(step, _MatmulMap) or not step.reuse:
+        return None
     if x0.dim() != 2 or x0.shape != (step.trials, step.n):
-        return everything
-    per_chain = step.n * step.n * step.fixed.element_size()
-    size = max(1, _BLOCK_BYTES // per_chain)
-    if size >= step.trials:
-        return everything
-    return [slice(i, min(i + size, step.trials)) for i in range(0, step.trials, size)]
+        return None
+    element = torch.empty((), dtype=step.dtype).element_size()
+    size = max(1, _BLOCK_BYTES // (step.n * step.n * element))
+    return None if size >= step.trials else size
+
+
+def _chain_blocks(step: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor) -> list[slice]:
+    """The slices of chains :func:`first_steps` and :func:`trajectory` iterate together (see :func:`_block_size`)."""
+    size = _block_size(step, x0)
+    if size is None:
+        return [slice(0, x0.shape[0] if x0.dim() else 0)]
+    trials = x0.shape[0]
+    return [slice(i, min(i + size, trials)) for i in range(0, trials, size)]
 
 
 def first_step(
@@ -304,11 +369,41 @@ def first_steps(
     if not tests:
         raise ValueError(f"conditions must name at least one condition, got {conditions!r}")
 
-    blocks = _chain_blocks(step, x0)
-    if len(blocks) > 1 and isinstance(step, _MatmulMap):  # only a _MatmulMap is split in blocks
-        parts = [_first_steps(step.block(b.start, b.stop), x0[b], max_steps, tests) for b in blocks]
+    size = _block_size(step, x0)
+    if size is not None:  # a _MatmulMap with reused matrices that do not fit the cache together
+        parts = [
+            _first_steps(block, x0[chains], max_steps, tests)
+            for chains, block in cast(_MatmulMap, step).blocks(size)
+        ]
         return {key: torch.cat([part[key] for part in parts]) for key in tests}
     return _first_steps(step, x0, max_steps, tests)
+
+
+def _states(
+    step: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor
+) -> Iterator[torch.Tensor]:
+    """Yield ``step(x0)``, ``step(step(x0))``, ... without end.
+
+    A :func:`matmul_map` with reused matrices in float32 or float64, given its own ``(trials, n)`` batch,
+    is iterated as ``y = y @ a^T`` on ``(trials, 1, n)`` rows: the same kernel and the same numbers as
+    :func:`_matvec`, with one tensor operation per step instead of four (at 4 chains of width 512 a step
+    costs tens of microseconds, so Python's overhead per operation shows).
+    """
+    if (
+        isinstance(step, _MatmulMap)
+        and step.reuse
+        and step.dtype in (torch.float32, torch.float64)
+        and x0.shape == (step.trials, step.n)
+    ):
+        a_t = cast(torch.Tensor, step.fixed).transpose(-1, -2)
+        y = x0.to(step.dtype).unsqueeze(-2)
+        while True:
+            y = torch.matmul(y, a_t)
+            yield y.squeeze(-2)
+    x = x0
+    while True:
+        x = step(x)
+        yield x
 
 
 def _first_steps(
@@ -317,18 +412,33 @@ def _first_steps(
     max_steps: int,
     tests: dict[Any, Callable[[torch.Tensor], torch.Tensor]],
 ) -> dict:
-    found = {key: torch.full(x0.shape[:-1], -1, dtype=torch.int64) for key in tests}
+    # Record each condition's per-chain result at every step and find the first hits at the end (one
+    # argmax per condition instead of a masked update per step and condition).
+    shape = x0.shape[:-1]
+    hits: dict[Any, list[torch.Tensor]] = {key: [] for key in tests}
+    held = {key: torch.zeros(shape, dtype=torch.bool) for key in tests}
+    states = _states(step, x0)
     x = x0
     for t in range(max_steps + 1):
         if t > 0:
-            x = step(x)
+            x = next(states)
         done = True
         for key, test in tests.items():
-            hit = test(x).to(torch.bool).reshape(found[key].shape)
-            found[key] = torch.where((found[key] < 0) & hit, t, found[key])
-            done = done and bool((found[key] >= 0).all())
+            hit = test(x)
+            if hit.dtype != torch.bool or hit.shape != shape:
+                hit = hit.to(torch.bool).reshape(shape)
+            hits[key].append(hit)
+            held[key] |= hit
+            done = done and bool(held[key].all())
         if done:
             break
+    found = {}
+    for key in tests:
+        table = torch.stack(hits[key])  # (steps run, *shape)
+        first = table.to(torch.uint8).argmax(
+            dim=0
+        )  # the first True (argmax returns the first maximum)
+        found[key] = torch.where(table.any(dim=0), first, -1).to(torch.int64)
     return found
 
 
@@ -381,9 +491,12 @@ def trajectory(
     check_float_tensor("x0", x0)
     check_int("steps", steps, minimum=0)
     measure = _STATISTICS[check_choice("statistic", statistic, _STATISTICS)]
-    blocks = _chain_blocks(step, x0)
-    if len(blocks) > 1 and isinstance(step, _MatmulMap):  # only a _MatmulMap is split in blocks
-        parts = [_trajectory(step.block(b.start, b.stop), x0[b], steps, measure) for b in blocks]
+    size = _block_size(step, x0)
+    if size is not None:  # a _MatmulMap with reused matrices that do not fit the cache together
+        parts = [
+            _trajectory(block, x0[chains], steps, measure)
+            for chains, block in cast(_MatmulMap, step).blocks(size)
+        ]
         return torch.cat(parts, dim=1)
     return _trajectory(step, x0, steps, measure)
 
@@ -394,9 +507,14 @@ def _trajectory(
     steps: int,
     measure: Callable[[torch.Tensor], torch.Tensor],
 ) -> torch.Tensor:
+    # The statistic is computed for 16 states at once: one float64 conversion and one reduction per 16
+    # steps instead of per step (the states are small: the chains of one block).
     rows = [measure(x0.double())]
-    x = x0
-    for _ in range(steps):
-        x = step(x)
-        rows.append(measure(x.double()))
+    states = _states(step, x0)
+    pending: list[torch.Tensor] = []
+    for t in range(steps):
+        pending.append(next(states))
+        if len(pending) == 16 or t == steps - 1:
+            rows.extend(measure(torch.stack(pending).double()).unbind(0))
+            pending = []
     return torch.stack(rows)
