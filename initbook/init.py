@@ -61,6 +61,7 @@ from typing import Any, Literal, TypeVar, cast
 import torch
 from torch import nn
 
+from ._init_delta import delta_orthogonal_
 from ._validation import (
     FLOAT_DTYPES,
     ArgumentTypeError,
@@ -80,6 +81,7 @@ __all__ = [
     "compute_fans",
     "constant_",
     "default_linear_init_",
+    "delta_orthogonal_",
     "dirac_",
     "eye_",
     "fans_of",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
+from ._sim_convolution import conv_jacobian_singular_values, conv_stack_second_moments
 from ._validation import check_choice, check_float_dtype, check_float_tensor, check_int, check_real
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ __all__ = [
     "Moments",
     "Statistic",
     "Trace",
+    "conv_jacobian_singular_values",
+    "conv_stack_second_moments",
     "first_nonfinite_step",
     "first_step",
     "first_steps",

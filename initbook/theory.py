@@ -25,6 +25,11 @@ from typing import NamedTuple, cast
 import numpy as np
 import torch
 
+from ._theory_convolution import (
+    padded_conv_second_moments,
+    padding_variance_decay,
+    pooled_second_moment,
+)
 from ._validation import check_choice, check_float_dtype, check_int, check_real
 from .init import Nonlinearity, calculate_gain
 
@@ -46,6 +51,9 @@ __all__ = [
     "length_map",
     "log_rms_moments",
     "overflow_step",
+    "padded_conv_second_moments",
+    "padding_variance_decay",
+    "pooled_second_moment",
     "propagate_variance",
     "relu_mean_gaussian",
     "relu_second_moment",
