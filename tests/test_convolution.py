@@ -377,3 +377,34 @@ def test_no_unexpected_warnings():
         warnings.simplefilter("error")
         theory.padded_conv_second_moments(5, 3, 2)
         theory.pooled_second_moment(4, "max")
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        nn.ConvTranspose2d(6, 4, 4, stride=2, padding=1),  # the usual upsampling layer
+        nn.ConvTranspose2d(6, 4, 3, stride=2),  # 3 taps alternate 2, 1: mean 1.5 per dimension
+        nn.ConvTranspose1d(4, 8, 6, stride=3, groups=2),
+        nn.Conv2d(4, 6, 3, stride=2, padding=1),
+        nn.Conv2d(4, 8, (4, 2), stride=(2, 2), groups=2),
+        nn.Conv1d(3, 5, 5, stride=1, dilation=2),
+    ],
+    ids=lambda m: f"{type(m).__name__}-k{m.kernel_size}-s{m.stride}",
+)
+def test_fans_of_counts_strided_connections(layer):
+    """With all-ones weights and input, an interior output is its number of terms (fan_in) and the gradient
+    of sum(y) at an interior input is the number of outputs it feeds (fan_out); averaged over one period
+    of the stride. Ignoring the stride (the old fans_of, and torch) is off by s**d on one side."""
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        layer.bias.zero_()
+    d = layer.weight.dim() - 2
+    x = torch.ones(1, layer.in_channels, *(24,) * d, requires_grad=True)
+    y = layer(x)
+    y.backward(torch.ones_like(y))
+    inner_y = y.detach()[(0, 0, *(slice(8, 8 + 6),) * d)]  # 6 is a multiple of every stride here
+    inner_x = x.grad[(0, 0, *(slice(8, 8 + 6),) * d)]
+    counted = (round(float(inner_y.mean())), round(float(inner_x.mean())))
+    assert counted == initbook.fans_of(layer)
+    exact = (float(inner_y.mean()), float(inner_x.mean()))
+    assert max(abs(a - b) for a, b in zip(exact, counted, strict=True)) <= 0.5
