@@ -31,7 +31,7 @@ DEPTHS = [1, 8, 32, 128]
 maps = initbook.theory.padded_conv_second_moments(28, 3, max(DEPTHS)) / 2.0
 fig, axes = plt.subplots(1, len(DEPTHS), figsize=(10, 2.9), layout="constrained")
 for ax, depth in zip(axes, DEPTHS, strict=True):
-    image = ax.imshow(maps[depth - 1], vmin=0, vmax=1, cmap="viridis")
+    image = ax.imshow(maps[depth - 1].numpy(), vmin=0, vmax=1, cmap="viridis")
     ax.set(title=f"layer {depth}: mean {float(maps[depth - 1].mean()):.2f}", xticks=[], yticks=[])
 fig.colorbar(image, ax=axes, shrink=0.8, label="second moment / interior value")
 plt.show()
@@ -50,7 +50,7 @@ for (size, kernel), color in zip(settings, ["C3", "C1", "C0", "C4", "C2"], stric
     lam = initbook.theory.padding_variance_decay(size, kernel)
     layers = range(1, depth + 1)
     label = f"{size}x{size}, {kernel}x{kernel}: depth scale {-1 / math.log(lam):.0f} layers"
-    ax.semilogy(layers, mean, color=color, label=label)
+    ax.semilogy(layers, mean.tolist(), color=color, label=label)
     ax.semilogy(
         layers, [float(mean[-1]) * lam ** (layer - depth) for layer in layers], ":", color=color
     )
