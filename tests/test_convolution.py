@@ -408,3 +408,20 @@ def test_fans_of_counts_strided_connections(layer):
     assert counted == initbook.fans_of(layer)
     exact = (float(inner_y.mean()), float(inner_x.mean()))
     assert max(abs(a - b) for a, b in zip(exact, counted, strict=True)) <= 0.5
+
+
+def test_diagnose_does_not_flag_strided_convs_initialized_with_torch_fan_out(seed):
+    """fans_of counts the stride, so a strided conv's true fan-out differs from torch's; torchvision's
+    kaiming_normal_(mode="fan_out") on it is not a grouped/transposed fan error and is not flagged.
+    A strided transposed convolution with torch's default init still is."""
+    gen = seeded(seed)
+    conv = nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 1, stride=2)
+    )
+    for m in conv:
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=gen)
+    report = initbook.diagnose(conv, torch.randn(8, 3, 16, 16, generator=gen))
+    assert "torch_fans" not in report.codes()
+    up = nn.Sequential(nn.ConvTranspose2d(64, 8, 4, stride=2, padding=1), nn.ReLU())
+    assert "torch_fans" in initbook.diagnose(up, torch.randn(4, 64, 6, 6, generator=gen)).codes()
