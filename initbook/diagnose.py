@@ -1190,13 +1190,16 @@ def _findings(
                 )
             )
 
-    # torch's fans on grouped or transposed convolutions
+    # torch's fans on grouped or transposed convolutions (a stride alone thins only the fan-out of a
+    # convolution, by s**d; torchvision's fan_out init of strided convs is not flagged)
     for row in layers:
         m = modules.get(row.name.split("#")[0])
         if (row.fan_in, row.fan_out) == (
             row.torch_fan_in,
             row.torch_fan_out,
         ) or row.weight_std == 0:
+            continue
+        if not isinstance(m, nn.modules.conv._ConvTransposeNd) and getattr(m, "groups", 1) == 1:
             continue
         gains = {calculate_gain("relu"), 1.0, 1.0 / math.sqrt(3.0), 5.0 / 3}
         if row.nonlinearity in _RECOMMENDED_GAIN:

@@ -61,6 +61,7 @@ from typing import Any, Literal, TypeVar, cast
 import torch
 from torch import nn
 
+from ._init_delta import delta_orthogonal_
 from ._validation import (
     FLOAT_DTYPES,
     ArgumentTypeError,
@@ -83,6 +84,7 @@ __all__ = [
     "constant_",
     "deepnet_init_",
     "default_linear_init_",
+    "delta_orthogonal_",
     "dirac_",
     "eye_",
     "fans_of",
@@ -476,15 +478,23 @@ def fans_of(module: nn.Module) -> tuple[int, int]:
     r"""Return the correct ``(fan_in, fan_out)`` of a layer, grouped and transposed convolutions included.
 
     For a convolution with kernel size :math:`k` (the product of its kernel dimensions), ``groups``
-    :math:`g`, ``in_channels`` :math:`c_\text{in}` and ``out_channels`` :math:`c_\text{out}`, each output
-    value sums :math:`c_\text{in}/g \cdot k` products and each input value feeds :math:`c_\text{out}/g \cdot k`
-    outputs, for ``Conv*d`` and ``ConvTranspose*d`` alike:
+    :math:`g`, ``in_channels`` :math:`c_\text{in}` and ``out_channels`` :math:`c_\text{out}`, with
+    stride 1 each output value sums :math:`c_\text{in}/g \cdot k` products and each input value feeds
+    :math:`c_\text{out}/g \cdot k` outputs, for ``Conv*d`` and ``ConvTranspose*d`` alike:
 
     .. math:: n_\text{in} = \frac{c_\text{in}}{g}\,k, \qquad
         n_\text{out} = \frac{c_\text{out}}{g}\,k.
 
-    (Stride and dilation are ignored, as everywhere else.) Torch computes fans from the weight's shape
-    alone, which differs in two cases:
+    A stride :math:`s_i` along kernel dimension :math:`i` (of size :math:`k_i`) thins one side: a strided
+    ``Conv*d`` still sums :math:`c_\text{in}/g \cdot k` terms per output, but each input feeds only
+    :math:`k_i/s_i` outputs along dimension :math:`i`, so :math:`n_\text{out} = c_\text{out}/g \cdot
+    \prod_i k_i/s_i`; a strided ``ConvTranspose*d`` (an upsampling layer) is the mirror image,
+    :math:`n_\text{in} = c_\text{in}/g \cdot \prod_i k_i/s_i` and :math:`n_\text{out}` as at stride 1.
+    Where :math:`s_i` does not divide :math:`k_i` the count alternates between :math:`\lceil k_i/s_i\rceil`
+    and :math:`\lfloor k_i/s_i \rfloor` from pixel to pixel; the mean, rounded to the nearest integer (at
+    least 1), is returned. Dilation changes which inputs are summed, not how many, and the border pixels
+    that zero padding starves are not counted (the interior count is returned). Torch computes fans from
+    the weight's shape alone, which ignores the stride and differs in two more cases:
 
     * **grouped convolutions**: the weight is ``(out, in/g, *k)``, so torch's ``fan_in`` is right but its
       ``fan_out`` is ``out * k``, :math:`g` times too large;
@@ -515,15 +525,20 @@ def fans_of(module: nn.Module) -> tuple[int, int]:
         >>> grouped = torch.nn.Conv2d(8, 16, 3, groups=4)  # weight (16, 2, 3, 3)
         >>> torch_fans(grouped.weight), initbook.fans_of(grouped)
         ((18, 144), (18, 36))
+        >>> upsample = torch.nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1)  # each output: 64 * 2 * 2
+        >>> torch_fans(upsample.weight), initbook.fans_of(upsample)
+        ((512, 1024), (256, 512))
     """
     if not isinstance(module, nn.Module):
         raise ArgumentTypeError(f"fans_of needs an nn.Module, got {type(module).__name__}")
     if isinstance(module, _CONV_LAYERS):
         kernel = math.prod(module.kernel_size)
-        return (
-            module.in_channels // module.groups * kernel,
-            module.out_channels // module.groups * kernel,
-        )
+        thinned = math.prod(k / s for k, s in zip(module.kernel_size, module.stride, strict=True))
+        fan_in = module.in_channels // module.groups
+        fan_out = module.out_channels // module.groups
+        if isinstance(module, nn.modules.conv._ConvTransposeNd):
+            return max(1, round(fan_in * thinned)), fan_out * kernel
+        return fan_in * kernel, max(1, round(fan_out * thinned))
     weight = getattr(module, "weight", None)
     if not isinstance(weight, torch.Tensor):
         raise ArgumentTypeError(

@@ -2027,3 +2027,57 @@ def test_sequence_helpers(batch, length, vocab, depth, skip):
     model = nets.TinyDecoder(7, 5, 8, 2, n_layers=1)
     status, out = call(nets.train_sequence_task, model, steps=1, batch=2, length=2, generator=gen)
     assert status == "ok", out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Convolutions: delta_orthogonal_, the zero-padding variance map, pooling, random CNN stacks
+# ---------------------------------------------------------------------------------------------------
+@FEW
+@given(
+    shape=shapes,
+    dtype=any_dtypes,
+    gain=real_or_bad(st.floats(0, 10), negative_ok=False),
+    size=int_or_bad(st.integers(1, 6), 1),
+    kernel=int_or_bad(st.sampled_from([1, 3, 5]), 1),
+    depth=int_or_bad(st.integers(1, 3), 1),
+    nonlinearity=st.sampled_from(["relu", "linear", "tanh"]),
+    window=int_or_bad(st.integers(1, 9), 1),
+    kind=st.sampled_from(["avg", "max", "min"]),
+)
+def test_convolution_functions(shape, dtype, gain, size, kernel, depth, nonlinearity, window, kind):
+    (gain, gain_bad), (size, s_bad), (kernel, k_bad), (depth, d_bad) = gain, size, kernel, depth
+    g = torch.Generator().manual_seed(0)
+    w = torch.empty(shape, dtype=dtype)
+    # checked in this order: the dtype, the gain, then the shape (a documented error, judged below)
+    first_bad = (dtype,) if not dtype.is_floating_point else (gain,) if gain_bad else ()
+    status, out = call(init.delta_orthogonal_, w, gain, generator=g, bad=first_bad, may_raise=True)
+    if status == "error" and not first_bad:
+        dims_ok = len(shape) >= 3 and all(k % 2 for k in shape[2:]) and shape[0] >= shape[1]
+        assert not dims_ok, out
+    elif status == "ok":
+        assert_finite("delta_orthogonal_", out)
+    bad = tuple(v for v, b in ((size, s_bad), (kernel, k_bad), (depth, d_bad)) if b)
+    if nonlinearity == "tanh":
+        bad += ("tanh",)
+    for fn in (theory.padded_conv_second_moments, stats.conv_stack_second_moments):
+        extra = {"trials": 2, "generator": g} if fn is stats.conv_stack_second_moments else {}
+        status, out = call(fn, size, kernel, depth, nonlinearity=nonlinearity, bad=bad, **extra)
+        if status == "ok":
+            assert out.shape[-3:] == (depth, size, size)
+            assert_finite(fn.__name__, out)
+    status, out = call(
+        theory.padding_variance_decay, size, kernel, bad=bad[:2] if s_bad or k_bad else ()
+    )
+    if status == "ok":
+        assert 0 < out <= 1 + 1e-12
+    (window, w_bad) = window
+    bad = ((window,) if w_bad else ()) + (("min",) if kind == "min" else ())
+    status, out = call(theory.pooled_second_moment, window, kind, bad=bad)
+    if status == "ok":
+        assert 0 < out < 10
+    bad = tuple(v for v, b in ((size, s_bad), (depth, d_bad)) if b)
+    status, out = call(
+        stats.conv_jacobian_singular_values, depth, 2, size, nets=1, generator=g, bad=bad
+    )
+    if status == "ok":
+        assert_finite("conv_jacobian_singular_values", out)

@@ -110,6 +110,11 @@ def _public_alias(app: Sphinx, env, node, contnode):
     module = getattr(obj, "__module__", None)
     if obj is None or module is None or not module.startswith("initbook.") or module == target:
         return None
+    # an object of a private module (initbook._theory_x) is documented in the module that re-exports it
+    if module.rsplit(".", 1)[-1].startswith("_"):
+        public = [f"initbook.{m}" for m in ("init", "stats", "theory", "nets", "mup")]
+        found = [m for m in public if getattr(sys.modules.get(m), parts[1], None) is obj]
+        module = found[0] if found else module
     py = env.domains["py"]
     resolved = f"{module}.{parts[1]}"
     return py.resolve_xref(

@@ -17,6 +17,7 @@ By topic:
 
 from __future__ import annotations
 
+from ._convolution import conv_jacobian_singular_values, conv_stack_second_moments
 from ._estimate import (
     Estimate,
     Moments,
@@ -70,6 +71,8 @@ __all__ = [
     "Statistic",
     "Trace",
     "bn_mlp_gradients",
+    "conv_jacobian_singular_values",
+    "conv_stack_second_moments",
     "deep_linear_learning_steps",
     "deep_mlp",
     "first_nonfinite_step",

@@ -27,6 +27,7 @@ from ._attention import (
     softmax_entropy_small_logit,
     t_fixup_scale,
 )
+from ._convolution import padded_conv_second_moments, padding_variance_decay, pooled_second_moment
 from ._floats import (
     expected_max_abs_normal,
     float_range,
@@ -133,6 +134,9 @@ __all__ = [
     "log_rms_moments",
     "normalized_second_moment",
     "overflow_step",
+    "padded_conv_second_moments",
+    "padding_variance_decay",
+    "pooled_second_moment",
     "pre_ln_stream_second_moment",
     "propagate_variance",
     "relu_branch_gain2",
