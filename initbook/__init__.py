@@ -7,7 +7,9 @@ The library behind the initbook online book. Modules:
 * :mod:`initbook.data`: MNIST from the official files, verified; the book's fixed split;
 * :mod:`initbook.init`: initializers (torch.nn.init's names on one variance-scaling core), LSUV,
   whole-model initialization with the correct fans for grouped and transposed convolutions;
-* :mod:`initbook.nets`: residual MLPs without normalization, and their He, zero-last and Fixup inits;
+* :mod:`initbook.nets`: the book's MLPs (:func:`initbook.nets.mlp`), and residual MLPs without
+  normalization with their He, zero-last and Fixup inits;
+* :mod:`initbook.plotting`: the book's figure style (matplotlib is imported only when it is used);
 * :mod:`initbook.mup`: width: standard vs maximal-update parameterization (μP), the coordinate check;
 * :mod:`initbook.train`: a small, fast, deterministic training loop;
 * :func:`initbook.diagnose`: the initialization of any model, per layer, with findings and their fixes
@@ -16,7 +18,7 @@ The library behind the initbook online book. Modules:
 
 from __future__ import annotations
 
-from . import data, init, mup, nets, stats, theory, train
+from . import data, init, mup, nets, plotting, stats, theory, train
 from .diagnose import Finding, LayerReport, Report, diagnose
 from .init import (
     TRUNCATED_NORMAL_STD,
@@ -152,6 +154,7 @@ __all__ = [
     "ones_",
     "orthogonal_",
     "overflow_step",
+    "plotting",
     "propagate_variance",
     "relu_mean_gaussian",
     "relu_second_moment",
