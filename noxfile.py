@@ -82,7 +82,7 @@ def lint(session: nox.Session) -> None:
     _install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("python", "tools/lint_pages.py")  # ruff on the code cells of docs/**/*.md, as notebooks
+    session.run("python", "tools/lint_pages.py")  # ruff on the pages' code cells, as notebooks
     session.run("mypy")  # the files and settings are in pyproject.toml's [tool.mypy]
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.y*ml"))
     if workflows:  # offline: the schema is the copy vendored in check-jsonschema

@@ -52,7 +52,7 @@ def code_cells(text: str) -> list[Cell]:
             while j < len(lines) and lines[j].strip() != "---":
                 j += 1
             j += 1
-        while j < len(lines) and OPTION.match(lines[j]):  # short options, e.g. ":tags: [hide-input]"
+        while j < len(lines) and OPTION.match(lines[j]):  # short options: ":tags: [hide-input]"
             j += 1
         start = j
         while j < len(lines) and not lines[j].startswith(fence[0] * len(fence)):
