@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["BOOK_STYLE", "book_style", "use_book_style"]
 
@@ -33,7 +33,7 @@ def use_book_style() -> None:
     """
     import matplotlib
 
-    matplotlib.rcParams.update(BOOK_STYLE)
+    matplotlib.rcParams.update(cast("Any", dict(BOOK_STYLE)))  # the stubs want literal keys
 
 
 @contextmanager
@@ -50,5 +50,5 @@ def book_style() -> Iterator[None]:
     """
     import matplotlib
 
-    with matplotlib.rc_context(dict(BOOK_STYLE)):
+    with matplotlib.rc_context(cast("Any", dict(BOOK_STYLE))):
         yield
