@@ -80,6 +80,7 @@ print(f"output bias (2 values): {[round(v, 4) for v in layers[-1].bias.detach().
 # every column; the two output biases are drawn as ticks, since two numbers do not make a histogram.
 import matplotlib.pyplot as plt
 
+initbook.plotting.use_book_style()
 fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), layout="constrained", sharey="row")
 w_edges = torch.linspace(-0.5, 0.5, 51)
 b_edges = torch.linspace(-0.12, 0.12, 13)  # bins of 0.02, edges on +-0.1
