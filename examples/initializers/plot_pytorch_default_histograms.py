@@ -20,11 +20,9 @@ The default is unpacked in :ref:`pytorch-defaults`.
 # -----------------------------
 # ``torch.manual_seed`` before construction fixes the default draws; the Xavier and Kaiming versions then
 # overwrite the weights from a seeded generator and leave the biases as they are, as seed 004 does.
-import itertools
 import math
 
 import torch
-from torch import nn
 
 import initbook
 
@@ -34,8 +32,9 @@ names = ["input", "fc1", "fc2", "fc3", "output"]
 
 
 def build():
+    """The linear layers of :func:`initbook.nets.mlp` (sizes), PyTorch's default from seed 0: as in the book."""
     torch.manual_seed(0)
-    return [nn.Linear(n_in, n_out) for n_in, n_out in itertools.pairwise(sizes)]
+    return list(initbook.nets.mlp(sizes)[::2])
 
 
 def uniform_density(bound):
