@@ -79,11 +79,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint: ruff check and format, mypy on ``initbook/`` (against torch's types), and the GitHub
-    workflow files validated against their schema."""
+    """Lint: ruff check and format, ruff on the pages' code cells, mypy on ``initbook/`` (against torch's
+    types), and the GitHub workflow files validated against their schema."""
     _install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("python", "tools/lint_pages.py")  # ruff on the pages' code cells, as notebooks
     session.run("mypy")  # the files and settings are in pyproject.toml's [tool.mypy]
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.y*ml"))
     if workflows:  # offline: the schema is the copy vendored in check-jsonschema

@@ -13,7 +13,6 @@ Run: python benchmarks/bench_train.py [--epochs 3] [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import itertools
 import statistics
 import time
 
@@ -27,12 +26,7 @@ SMALL = (784, 32, 10)
 
 
 def seed003_model(sizes: tuple[int, ...] = SEED003) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    return initbook.nets.mlp(sizes)  # Linear, ReLU, ..., Linear
 
 
 def dataloader_loop(model, x, y, epochs, batch_size, lr, momentum, seed):
@@ -73,8 +67,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    images, labels = initbook.data.load_mnist("test", download=True)
-    split = initbook.data.book_split(images, labels)
+    split = initbook.data.load_book_split()
     x, y = split.x_train, split.y_train
     hyper = {"epochs": args.epochs, "batch_size": 100, "lr": 0.01, "momentum": 0.9}
 

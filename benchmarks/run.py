@@ -327,8 +327,7 @@ def comparisons(repeats: int) -> list[dict]:
 
 # -- training ---------------------------------------------------------------------------------------------
 def training(repeats: int, epochs: int) -> list[dict]:
-    images, labels = initbook.data.load_mnist("test", download=True)
-    split = initbook.data.book_split(images, labels)
+    split = initbook.data.load_book_split()
     x, y = split.x_train, split.y_train
     hyper = {"epochs": epochs, "batch_size": 100, "lr": 0.01, "momentum": 0.9}
     out = []

@@ -10,8 +10,10 @@ initializers of :mod:`initbook.init` (``initbook.kaiming_normal_``, like :mod:`t
 * :mod:`initbook.stats`: measurement (iterated maps, the step where they break, statistics per step,
   Monte-Carlo estimates, per-layer traces) and the book's random-network simulators;
 * :mod:`initbook.data`: MNIST from the official files, verified; the book's fixed split;
-* :mod:`initbook.nets`: residual MLPs without normalization, and their He, zero-last and Fixup inits;
-  a minimal decoder-only transformer and the sorting task it trains on;
+* :mod:`initbook.nets`: the book's MLPs (:func:`initbook.nets.mlp`), residual MLPs without normalization
+  with their He, zero-last and Fixup inits, and a minimal decoder-only transformer and its sorting task;
+* :mod:`initbook.plotting`: the book's figure style (matplotlib is imported only when it is used);
+* :mod:`initbook.simulate`: the experiments a chapter and a gallery script both show;
 * :mod:`initbook.mup`: width: standard vs maximal-update parameterization (μP), the coordinate check;
 * :mod:`initbook.train`: a small, fast, deterministic training loop;
 * :func:`initbook.diagnose`: the initialization of any model, per layer, with findings and their fixes
@@ -20,7 +22,7 @@ initializers of :mod:`initbook.init` (``initbook.kaiming_normal_``, like :mod:`t
 
 from __future__ import annotations
 
-from . import data, init, mup, nets, simulate, stats, theory, train
+from . import data, init, mup, nets, plotting, simulate, stats, theory, train
 from .diagnose import Finding, LayerReport, Report, diagnose
 from .init import (
     TRUNCATED_NORMAL_STD,
@@ -112,6 +114,7 @@ __all__ = [
     "normal_",
     "ones_",
     "orthogonal_",
+    "plotting",
     "recurrent_orthogonal_",
     "simulate",
     "sparse_",

@@ -18,7 +18,8 @@ Downloading
 The book's split
     Only the official *test* split (10,000 images) is guaranteed to be on every build machine, so the book's
     experiments use a fixed split of it: :func:`book_split` takes a seeded permutation and returns
-    8,000 images for training and 2,000 held out. When the official training split is present,
+    8,000 images for training and 2,000 held out; :func:`load_book_split` loads the test split and makes
+    that split in one call, optionally average-pooling the images first. When the official training split is present,
     ``load_mnist("train")`` reads all 60,000.
 """
 
@@ -47,6 +48,7 @@ __all__ = [
     "book_split",
     "data_dir",
     "download_mnist",
+    "load_book_split",
     "load_mnist",
     "md5sum",
     "read_idx",
@@ -345,4 +347,74 @@ def book_split(
         x_train, x_held = (x_train - mean) / std, (x_held - mean) / std
     return Split(
         x_train, labels[order[:n_train]], x_held, labels[order[n_train : n_train + n_heldout]]
+    )
+
+
+def load_book_split(
+    *,
+    pool: int | None = None,
+    n_train: int = 8000,
+    n_heldout: int = 2000,
+    seed: int = 0,
+    normalize: bool = True,
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+) -> Split:
+    r"""Load the official MNIST test split and make the book's split of it (:func:`book_split`).
+
+    The one call every training page and script of the book starts from:
+    ``split = initbook.data.load_book_split()`` gives 8,000 standardized training images and 2,000
+    held out, always the same ones.
+
+    Args:
+        pool: average-pool the 28×28 images with this kernel and stride first (``2`` gives 14×14 = 196
+            features, which keeps the input layer cheap); ``None``: the full 784 pixels.
+        n_train, n_heldout, seed, normalize: as in :func:`book_split`.
+        root: directory of the MNIST files (default :func:`data_dir`).
+        download: fetch missing files first; files already present and valid are not fetched again.
+
+    Returns:
+        A :class:`Split`.
+
+    Raises:
+        DataError: the files are missing (and cannot be downloaded) or corrupt.
+        ValueError: ``pool`` does not divide 28, or the split asks for more images than there are.
+        TypeError: ``pool`` is not an int or ``None``.
+
+    Examples:
+        >>> split = initbook.data.load_book_split(pool=2)  # doctest: +SKIP
+        >>> split.x_train.shape, split.x_heldout.shape  # doctest: +SKIP
+        (torch.Size([8000, 196]), torch.Size([2000, 196]))
+
+        The arguments are checked before any file is read:
+
+        >>> initbook.data.load_book_split(pool=3)
+        Traceback (most recent call last):
+        ...
+        ValueError: pool=3 does not divide the 28-pixel side; use one of [1, 2, 4, 7, 14, 28]
+    """
+    if pool is not None:
+        check_int("pool", pool, minimum=1)
+        if 28 % pool:
+            valid = [k for k in range(1, 29) if 28 % k == 0]
+            raise ValueError(f"pool={pool} does not divide the 28-pixel side; use one of {valid}")
+    images, labels = load_mnist("test", root, download=download)
+    return _split_pooled(images, labels, pool, n_train, n_heldout, seed, normalize)
+
+
+def _split_pooled(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    pool: int | None,
+    n_train: int,
+    n_heldout: int,
+    seed: int,
+    normalize: bool,
+) -> Split:
+    """:func:`book_split` of ``images`` average-pooled by ``pool`` (the images stay in 0-255 until then)."""
+    if pool is not None and pool > 1:
+        pooled = torch.nn.functional.avg_pool2d(images[:, None].to(torch.float32), pool)[:, 0]
+        images = pooled
+    return book_split(
+        images, labels, n_train=n_train, n_heldout=n_heldout, seed=seed, normalize=normalize
     )

@@ -1,4 +1,8 @@
-r"""Residual networks without normalization, and the initializations that make them trainable.
+r"""The book's networks: plain MLPs (:func:`mlp`), and residual networks without normalization with the
+initializations that make them trainable.
+
+:func:`mlp` builds the fully connected network every Part I and II experiment uses,
+``Linear → activation → … → Linear``, with PyTorch's default initialization.
 
 A residual block adds a branch to its input, :math:`x_{l+1} = x_l + \alpha\,F_l(x_l)`, where the branch
 :math:`F_l` is ``m`` linear layers with a ReLU between consecutive ones (``Linear → ReLU → … → Linear``).
@@ -15,7 +19,9 @@ initializations are provided:
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import torch
@@ -30,7 +36,7 @@ from ._nets_transformer import (
     sorting_batch,
     train_sequence_task,
 )
-from ._validation import check_bool, check_float_dtype, check_int, check_real
+from ._validation import check_bool, check_choice, check_float_dtype, check_int, check_real
 from .init import kaiming_normal_, normal_, zeros_
 from .theory import fixup_scale
 
@@ -44,11 +50,100 @@ __all__ = [
     "attention_token_spread",
     "fixup_",
     "he_branches_",
+    "mlp",
     "sorting_batch",
     "stream_second_moments",
     "train_sequence_task",
     "zero_last_",
 ]
+
+
+# The activations :func:`mlp` knows by name; a module class (or any callable returning a module) works too.
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "gelu": nn.GELU,
+    "identity": nn.Identity,
+    "relu": nn.ReLU,
+    "selu": nn.SELU,
+    "sigmoid": nn.Sigmoid,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+}
+
+
+def mlp(
+    sizes: Sequence[int],
+    activation: str | Callable[[], nn.Module] = "relu",
+    *,
+    bias: bool = True,
+) -> nn.Sequential:
+    r"""A fully connected network ``Linear(sizes[0], sizes[1]) → activation → … → Linear(…, sizes[-1])``.
+
+    One :class:`torch.nn.Linear` per consecutive pair of ``sizes``, with a fresh activation module between
+    consecutive linear layers and none after the last (the output is the logits). The layers keep
+    PyTorch's default initialization, drawn from the global RNG in layer order, so
+    ``torch.manual_seed(s); mlp(sizes)`` is the same network as the hand-written ``nn.Sequential``;
+    re-initialize it with :func:`initbook.init_model` or the samplers of :mod:`initbook.init`.
+
+    Args:
+        sizes: the widths, input first and output last; at least two, each at least 1.
+        activation: a name (``"relu"``, ``"tanh"``, ``"silu"``, ``"gelu"``, ``"selu"``, ``"sigmoid"``,
+            ``"identity"``) or a callable with no arguments that returns a module, such as ``nn.ReLU``.
+        bias: give every linear layer a bias.
+
+    Returns:
+        A :class:`torch.nn.Sequential`; ``model[2 * l]`` is the ``l``-th linear layer.
+
+    Raises:
+        TypeError: ``sizes`` is not a sequence of ints, ``activation`` is neither a name nor a callable
+            returning a module, or ``bias`` is not a bool.
+        ValueError: fewer than two sizes, a size below 1, or an unknown activation name.
+
+    Examples:
+        >>> model = initbook.nets.mlp([784, 256, 256, 10])
+        >>> model
+        Sequential(
+          (0): Linear(in_features=784, out_features=256, bias=True)
+          (1): ReLU()
+          (2): Linear(in_features=256, out_features=256, bias=True)
+          (3): ReLU()
+          (4): Linear(in_features=256, out_features=10, bias=True)
+        )
+        >>> initbook.nets.mlp([4, 3, 2], torch.nn.Tanh, bias=False)[1:]
+        Sequential(
+          (1): Tanh()
+          (2): Linear(in_features=3, out_features=2, bias=False)
+        )
+    """
+    if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence):
+        raise TypeError(f"sizes must be a sequence of ints, got {sizes!r}")
+    if len(sizes) < 2:
+        raise ValueError(
+            f"sizes must hold at least two widths (input and output), got {list(sizes)}"
+        )
+    widths = [check_int(f"sizes[{i}]", size, minimum=1) for i, size in enumerate(sizes)]
+    if isinstance(activation, str):
+        make = _ACTIVATIONS[check_choice("activation", activation, _ACTIVATIONS)]
+    elif callable(activation):
+        make = activation
+    else:
+        raise TypeError(
+            f"activation must be one of {sorted(_ACTIVATIONS)} or a callable returning a module, "
+            f"got {activation!r}"
+        )
+    if not isinstance(bias, bool):
+        raise TypeError(f"bias must be a bool, got {bias!r}")
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(widths)):
+        layers.append(nn.Linear(n_in, n_out, bias=bias))
+        if i < len(widths) - 2:
+            module = make()
+            if not isinstance(module, nn.Module):
+                raise TypeError(
+                    f"activation must return a torch.nn.Module, got {type(module).__name__} "
+                    f"from {activation!r}"
+                )
+            layers.append(module)
+    return nn.Sequential(*layers)
 
 
 class ResidualBlock(nn.Module):

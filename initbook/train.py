@@ -7,16 +7,32 @@ same machine and torch version.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ._validation import check_choice, check_int, check_real
+from .init import init_model
+from .nets import mlp
 
-__all__ = ["History", "accuracy", "fit"]
+if TYPE_CHECKING:
+    from .data import Split
+
+__all__ = [
+    "BOOK_SIZES",
+    "SCHEMES",
+    "History",
+    "accuracy",
+    "fit",
+    "scheme_model",
+    "scheme_variances",
+    "train_schemes",
+]
 
 
 @dataclass
@@ -188,3 +204,158 @@ def fit(
             history.loss = losses[:step]
             break
     return history
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The five initialization schemes Part II compares on one MLP
+# ---------------------------------------------------------------------------------------------------------
+
+BOOK_SIZES: tuple[int, ...] = (784, 512, 256, 128, 64, 10)
+"""The widths of seed notebook 003's MLP, the network Part II trains (ReLU between the layers)."""
+
+SCHEMES: tuple[str, ...] = (
+    "U(±0.01)",
+    "He normal",
+    "He uniform",
+    "Xavier normal",
+    "PyTorch default",
+)
+"""The initializations Part II compares, in the book's order."""
+
+
+def _uniform_001(
+    weight: torch.Tensor, fans: tuple[int, int], generator: torch.Generator | None
+) -> torch.Tensor:
+    """Seed notebook 003's :math:`\\mathcal U(-0.01, 0.01)`, whatever the fans."""
+    return nn.init.uniform_(weight, -0.01, 0.01, generator=generator)
+
+
+_SCHEME_ARGS: dict[str, tuple[object, dict[str, str]] | None] = {
+    "U(±0.01)": (_uniform_001, {}),
+    "He normal": ("kaiming_normal", {"nonlinearity": "relu"}),
+    "He uniform": ("kaiming_uniform", {"nonlinearity": "relu"}),
+    "Xavier normal": ("xavier_normal", {}),
+    "PyTorch default": None,  # keep the layers' own initialization (weights and biases)
+}
+
+
+def _check_sizes(sizes: Sequence[int]) -> list[int]:
+    if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence) or len(sizes) < 2:
+        raise TypeError(f"sizes must be a sequence of at least two ints, got {sizes!r}")
+    return [check_int(f"sizes[{i}]", n, minimum=1) for i, n in enumerate(sizes)]
+
+
+def scheme_model(name: str, seed: int = 0, sizes: Sequence[int] = BOOK_SIZES) -> nn.Sequential:
+    r"""The ReLU MLP of ``sizes`` (:func:`initbook.nets.mlp`) initialized by the scheme ``name``.
+
+    ``torch.manual_seed(seed)`` is set first, so the layers' default weights (which ``"PyTorch default"``
+    keeps) depend on ``seed`` only; the other schemes redraw the weights from a generator seeded with
+    ``seed`` (:func:`initbook.init_model`) and zero the biases. The same ``(name, seed)`` gives the same
+    network in every page and script; ``"He normal"`` and ``"Xavier normal"`` of one seed draw the same
+    standard normals, scaled differently.
+
+    Args:
+        name: one of :data:`SCHEMES`.
+        seed: the network's seed.
+        sizes: the widths, input first.
+
+    Returns:
+        The initialized :class:`torch.nn.Sequential`.
+
+    Raises:
+        ValueError: an unknown scheme name or a negative size.
+        TypeError: ``seed`` is not an int, or ``sizes`` is not a sequence of ints.
+
+    Examples:
+        >>> model = initbook.train.scheme_model("He normal", seed=0, sizes=[784, 256, 10])
+        >>> round(model[0].weight.var().item() * 784, 2), model[0].bias.abs().max().item()
+        (2.0, 0.0)
+    """
+    check_choice("name", name, _SCHEME_ARGS)
+    check_int("seed", seed)
+    widths = _check_sizes(sizes)
+    torch.manual_seed(seed)
+    model = mlp(widths)
+    spec = _SCHEME_ARGS[name]
+    if spec is not None:
+        scheme, kwargs = spec
+        init_model(model, scheme, generator=torch.Generator().manual_seed(seed), **kwargs)  # type: ignore[arg-type]
+    return model
+
+
+def scheme_variances(
+    name: str, sizes: Sequence[int] = BOOK_SIZES
+) -> tuple[list[float], list[float]]:
+    r"""The weight and bias variances of every layer under the scheme ``name``: ``(weight_vars, bias_vars)``.
+
+    What :func:`initbook.theory.propagate_variance` needs to predict the scheme's signal:
+    :math:`0.01^2/3` for :math:`\mathcal U(\pm 0.01)`, :math:`2/n_\text{in}` for He,
+    :math:`2/(n_\text{in}+n_\text{out})` for Xavier, and :math:`1/(3 n_\text{in})` for the weights *and*
+    biases of PyTorch's default; the other schemes' biases are zero.
+
+    Examples:
+        >>> initbook.train.scheme_variances("Xavier normal", [6, 2, 1])
+        ([0.25, 0.6666666666666666], [0.0, 0.0])
+    """
+    check_choice("name", name, _SCHEME_ARGS)
+    widths = _check_sizes(sizes)
+    layers = len(widths) - 1
+    zeros = [0.0] * layers
+    if name == "U(±0.01)":
+        return [0.01**2 / 3] * layers, zeros
+    if name in ("He normal", "He uniform"):
+        return [2 / a for a in widths[:-1]], zeros
+    if name == "Xavier normal":
+        return [2 / (a + b) for a, b in itertools.pairwise(widths)], zeros
+    default = [1 / (3 * a) for a in widths[:-1]]
+    return default, list(default)
+
+
+def train_schemes(
+    split: Split,
+    names: Sequence[str] = SCHEMES,
+    *,
+    seeds: Sequence[int] = (0,),
+    epochs: int = 1,
+    sizes: Sequence[int] = BOOK_SIZES,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    batch_size: int = 100,
+) -> dict[str, list[History]]:
+    """Train :func:`scheme_model` ``(name, seed)`` on ``split`` for every scheme and seed; Part II's experiment.
+
+    Every run uses SGD with the same learning rate, momentum and batch size, the held-out part of the split
+    after every epoch, and the data order of its seed (:func:`fit` with ``seed=seed``), so every scheme sees
+    the same batches. The first epoch of a longer run is the one-epoch run of the same seed, bit for bit:
+    the gallery's one-epoch, one-seed figure is the start of the page's three-epoch, three-seed experiment.
+
+    Args:
+        split: the data (:func:`initbook.data.load_book_split`).
+        names: schemes to train, from :data:`SCHEMES`.
+        seeds: one run per seed and scheme.
+        epochs, lr, momentum, batch_size: passed to :func:`fit`.
+        sizes: the MLP's widths.
+
+    Returns:
+        ``{name: [History per seed]}``, in the order of ``names`` and ``seeds``.
+    """
+    for name in names:
+        check_choice("names[...]", name, _SCHEME_ARGS)
+    return {
+        name: [
+            fit(
+                scheme_model(name, seed, sizes),
+                split.x_train,
+                split.y_train,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                momentum=momentum,
+                heldout=(split.x_heldout, split.y_heldout),
+                seed=seed,
+                track_train_accuracy=False,
+            )
+            for seed in seeds
+        ]
+        for name in names
+    }

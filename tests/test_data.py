@@ -251,3 +251,40 @@ def test_official_test_split_checksums_and_shape():
         974,
         1009,
     ]
+
+
+def test_load_book_split_is_load_then_split(tmp_path):
+    """The one-call form gives exactly the two-step form, with and without pooling."""
+    _write_split(tmp_path, compress=False, n=50)  # uncompressed: no official checksum to match
+    images, labels = data.load_mnist("test", tmp_path)
+    sizes = {"n_train": 30, "n_heldout": 20, "seed": 3}
+    one = data.load_book_split(root=tmp_path, download=False, **sizes)
+    two = data.book_split(images, labels, **sizes)
+    for field in ("x_train", "y_train", "x_heldout", "y_heldout"):
+        assert torch.equal(getattr(one, field), getattr(two, field)), field
+    pooled = data.load_book_split(pool=2, root=tmp_path, download=False, **sizes)
+    by_hand = torch.nn.functional.avg_pool2d(images[:, None].float(), 2)[:, 0]
+    assert pooled.x_train.shape == (30, 196)
+    assert torch.equal(pooled.x_train, data.book_split(by_hand, labels, **sizes).x_train)
+    assert torch.equal(
+        data.load_book_split(pool=1, root=tmp_path, download=False, **sizes).x_train, one.x_train
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"pool": 3},
+            ValueError,
+            r"pool=3 does not divide the 28-pixel side; use one of \[1, 2, 4",
+        ),
+        ({"pool": 0}, ValueError, "pool must be >= 1"),
+        ({"pool": 2.0}, TypeError, "pool must be an int"),
+        ({"n_train": 60}, ValueError, "exceeds the 50 images"),
+    ],
+)
+def test_load_book_split_rejects_bad_arguments(tmp_path, kwargs, error, match):
+    _write_split(tmp_path, compress=False, n=50)
+    with pytest.raises(error, match=match):
+        data.load_book_split(root=tmp_path, download=False, **kwargs)

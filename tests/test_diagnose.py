@@ -30,11 +30,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def mlp(depth: int, width: int, act: type[nn.Module] = nn.ReLU, d_in: int = 32, classes: int = 10):
-    layers: list[nn.Module] = [nn.Linear(d_in, width), act()]
-    for _ in range(depth - 2):
-        layers += [nn.Linear(width, width), act()]
-    layers.append(nn.Linear(width, classes))
-    return nn.Sequential(*layers)
+    return initbook.nets.mlp([d_in] + [width] * (depth - 1) + [classes], act)
 
 
 class Block(nn.Module):

@@ -1647,6 +1647,30 @@ def test_residual_mlp(width, blocks, layers, branch_scale, scalars, bias, initia
 
 @FEW
 @given(
+    sizes=st.lists(int_or_bad(st.integers(1, 6), 1), max_size=4),
+    activation=st.sampled_from(
+        [("relu", False), ("tanh", False), ("identity", False), ("softmax", True), (3, True)]
+    ),
+    bias=st.sampled_from([(True, False), (False, False), (1, True)]),
+)
+def test_mlp(sizes, activation, bias):
+    widths = [v for v, _ in sizes]
+    bad = [v for v, b in sizes if b]
+    if len(widths) < 2:
+        bad.append(widths)
+    (activation, act_bad), (bias, bias_bad) = activation, bias
+    bad += [activation] * act_bad + [bias] * bias_bad
+    status, model = call(nets.mlp, widths, activation, bias=bias, bad=tuple(bad))
+    if status == "ok":
+        x = torch.randn(2, widths[0], generator=torch.Generator().manual_seed(0))
+        y = model(x)
+        assert y.shape == (2, widths[-1])
+        assert_finite("mlp", y)
+        assert len(model) == 2 * len(widths) - 3
+
+
+@FEW
+@given(
     width=int_or_bad(st.integers(1, 6), 1),
     blocks=int_or_bad(st.integers(0, 5), 0),
     layers=int_or_bad(st.integers(1, 3), 1),

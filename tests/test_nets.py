@@ -201,3 +201,59 @@ def test_theory_closed_forms():
 def test_bad_inputs_raise(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# -- nets.mlp -----------------------------------------------------------------------------------------
+
+
+def test_mlp_is_the_hand_written_sequential():
+    """Same layers, same order, same default weights from the same global seed."""
+    sizes = [12, 8, 8, 3]
+    torch.manual_seed(5)
+    built = nets.mlp(sizes, "tanh")
+    torch.manual_seed(5)
+    layers: list[torch.nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.Tanh())
+    by_hand = torch.nn.Sequential(*layers)
+    assert [type(m) for m in built] == [type(m) for m in by_hand]
+    for a, b in zip(built.state_dict().values(), by_hand.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert built[-1].out_features == 3
+    assert len(nets.mlp([5, 2])) == 1  # one layer, no activation
+
+
+def test_mlp_activation_forms_and_bias():
+    by_name = nets.mlp([4, 4, 4], "silu", bias=False)
+    by_class = nets.mlp([4, 4, 4], torch.nn.SiLU, bias=False)
+    assert isinstance(by_name[1], torch.nn.SiLU)
+    assert isinstance(by_class[1], torch.nn.SiLU)
+    assert all(m.bias is None for m in by_name if isinstance(m, torch.nn.Linear))
+    deep = nets.mlp([4, 4, 4, 4])
+    assert deep[1] is not deep[3]  # a fresh module per position
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "match"),
+    [
+        (([4],), {}, ValueError, "at least two widths"),
+        (([4, 0, 2],), {}, ValueError, r"sizes\[1\] must be >= 1"),
+        (([4, 2.0],), {}, TypeError, r"sizes\[1\] must be an int"),
+        ((784,), {}, TypeError, "sizes must be a sequence of ints"),
+        (("784",), {}, TypeError, "sizes must be a sequence of ints"),
+        (([4, 4, 2], "softmax"), {}, ValueError, "activation='softmax' is not one of"),
+        (([4, 4, 2], 3), {}, TypeError, "activation must be one of"),
+        (
+            ([4, 4, 2], lambda: torch.relu),
+            {},
+            TypeError,
+            "activation must return a torch.nn.Module",
+        ),
+        (([4, 2],), {"bias": 1}, TypeError, "bias must be a bool, got 1"),
+    ],
+)
+def test_mlp_rejects_bad_arguments(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        nets.mlp(*args, **kwargs)

@@ -176,7 +176,7 @@ def _nb_page(app: Sphinx, docname: str, path: Path, cache: Any, durations: dict)
         # No execution of this page in the cache: the guess decides the order. Training on MNIST is what
         # takes long in this book, so those pages go first.
         code = "".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
-        share = 1.0 if "load_mnist(" in code else 0.5
+        share = 1.0 if "load_mnist(" in code or "load_book_split(" in code else 0.5
         expected = share * float(nb_config.execution_timeout or 0)
     return _Page(docname, path, notebook, nb_config, reader.read_fmt, expected)
 

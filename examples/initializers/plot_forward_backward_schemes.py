@@ -38,12 +38,7 @@ LAYERS = len(widths) - 1
 
 
 def build():
-    modules = []
-    for i, (n_in, n_out) in enumerate(itertools.pairwise(widths)):
-        modules.append(nn.Linear(n_in, n_out))
-        if i < LAYERS - 1:
-            modules.append(nn.ReLU())
-    return nn.Sequential(*modules)
+    return initbook.nets.mlp(widths)  # Linear, ReLU, ..., Linear
 
 
 fan_avg = [(a + b) / 2 for a, b in itertools.pairwise(widths)]
@@ -120,6 +115,7 @@ for name, (initialize, weight_vars, bias_vars) in schemes.items():
 # few independent numbers.
 import matplotlib.pyplot as plt
 
+initbook.plotting.use_book_style()
 layer_index = range(1, LAYERS + 1)
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained", sharex=True)
 for i, (name, (fm, bm, fp, bp)) in enumerate(results.items()):

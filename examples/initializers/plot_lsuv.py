@@ -38,12 +38,7 @@ DEPTH, WIDTH, BATCH = 20, 128, 512
 
 def build():
     torch.manual_seed(0)
-    modules = []
-    for i in range(DEPTH):
-        modules.append(nn.Linear(WIDTH, WIDTH))
-        if i < DEPTH - 1:
-            modules.append(nn.SiLU())
-    return nn.Sequential(*modules)
+    return initbook.nets.mlp([WIDTH] * (DEPTH + 1), "silu")
 
 
 def output_variances(model, x):
@@ -129,6 +124,7 @@ print(f"layer {DEPTH} [{q10[-1]:.2f}, {q90[-1]:.2f}]")
 # the gains.
 import matplotlib.pyplot as plt
 
+initbook.plotting.use_book_style()
 fig, (ax0, ax1, ax2) = plt.subplots(
     1, 3, figsize=(12, 3.8), layout="constrained", width_ratios=[1.4, 1, 1]
 )

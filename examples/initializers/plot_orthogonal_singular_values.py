@@ -70,6 +70,7 @@ for name, init in inits.items():
 # float64 cannot resolve a product's singular values; the axes stop before that.
 import matplotlib.pyplot as plt
 
+initbook.plotting.use_book_style()
 u = torch.linspace(-4, math.log10(2) - 1e-9, 2000, dtype=torch.float64)
 s_grid = 10**u
 quarter = torch.sqrt((4 - s_grid**2).clamp_min(0)) / math.pi * s_grid * math.log(10)

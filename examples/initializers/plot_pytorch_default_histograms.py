@@ -20,11 +20,9 @@ The default is unpacked in :ref:`pytorch-defaults`.
 # -----------------------------
 # ``torch.manual_seed`` before construction fixes the default draws; the Xavier and Kaiming versions then
 # overwrite the weights from a seeded generator and leave the biases as they are, as seed 004 does.
-import itertools
 import math
 
 import torch
-from torch import nn
 
 import initbook
 
@@ -34,8 +32,9 @@ names = ["input", "fc1", "fc2", "fc3", "output"]
 
 
 def build():
+    """The linear layers of :func:`initbook.nets.mlp` (sizes), PyTorch's default from seed 0: as in the book."""
     torch.manual_seed(0)
-    return [nn.Linear(n_in, n_out) for n_in, n_out in itertools.pairwise(sizes)]
+    return list(initbook.nets.mlp(sizes)[::2])
 
 
 def uniform_density(bound):
@@ -80,6 +79,7 @@ print(f"output bias (2 values): {[round(v, 4) for v in layers[-1].bias.detach().
 # every column; the two output biases are drawn as ticks, since two numbers do not make a histogram.
 import matplotlib.pyplot as plt
 
+initbook.plotting.use_book_style()
 fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), layout="constrained", sharey="row")
 w_edges = torch.linspace(-0.5, 0.5, 51)
 b_edges = torch.linspace(-0.12, 0.12, 13)  # bins of 0.02, edges on +-0.1

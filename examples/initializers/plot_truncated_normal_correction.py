@@ -97,6 +97,7 @@ for name, values in requested.items():
 # Error bars are :math:`\pm 2` standard errors (mostly smaller than the markers).
 import matplotlib.pyplot as plt
 
+initbook.plotting.use_book_style()
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 c_grid = torch.linspace(0.3, 4.2, 200).tolist()
 ax0.plot(c_grid, [truncated_std(c) for c in c_grid], "k-", lw=1, label="theory")

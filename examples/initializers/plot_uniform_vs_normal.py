@@ -30,6 +30,7 @@ import torch
 
 import initbook
 
+initbook.plotting.use_book_style()
 gen = torch.Generator().manual_seed(0)
 N_OUT, N_IN = 256, 512
 sigma = initbook.theory.kaiming_std(N_IN, nonlinearity="relu")

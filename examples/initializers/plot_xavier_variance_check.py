@@ -81,6 +81,7 @@ for shape, fan_in, fan_out, target, seed004, result in rows:
 # :math:`\pm 3` band.
 import matplotlib.pyplot as plt
 
+initbook.plotting.use_book_style()
 labels = ["×".join(map(str, shape)) for shape, *_ in rows]
 targets = [r[3] for r in rows]
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.5), layout="constrained", width_ratios=[1, 1.4])

@@ -22,24 +22,18 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
-from torch import nn
 
 import initbook
 
-images, labels = initbook.data.load_mnist("test", download=True)
-split = initbook.data.book_split(images, labels)
+initbook.plotting.use_book_style()
+split = initbook.data.load_book_split()
 DEPTH, WIDTH = 30, 128
 SIZES = [784] + [WIDTH] * (DEPTH - 1) + [10]
 
 
 def deep_mlp(scheme):
     torch.manual_seed(0)
-    layers = []
-    for i, (a, b) in enumerate(itertools.pairwise(SIZES)):
-        layers.append(nn.Linear(a, b))
-        if i < len(SIZES) - 2:
-            layers.append(nn.ReLU())
-    model = nn.Sequential(*layers)
+    model = initbook.nets.mlp(SIZES)  # Linear, ReLU, ..., Linear
     kwargs = {"nonlinearity": "relu"} if scheme == "kaiming_normal" else {}
     return initbook.init_model(model, scheme, generator=torch.Generator().manual_seed(0), **kwargs)
 

@@ -3,8 +3,9 @@ Five initializations of one MLP on MNIST: the first epoch
 ==========================================================
 
 :ref:`Seed notebook 003 <seed-003>`'s MLP (784-512-256-128-64-10, ReLU) trained for one epoch on the book's MNIST split
-(:func:`initbook.data.book_split`) from five initializations: :math:`\mathcal U(\pm 0.01)`, He normal and
-uniform, Xavier normal (all through :func:`initbook.init_model`) and PyTorch's default. Before training, the
+(:func:`initbook.data.load_book_split`) from five initializations: :math:`\mathcal U(\pm 0.01)`, He normal and
+uniform, Xavier normal (all through :func:`initbook.init_model`) and PyTorch's default, built by
+:func:`initbook.train.scheme_model`. Before training, the
 output variance each scheme produces is compared with :func:`initbook.theory.propagate_variance`; then the
 training losses show what those variances mean. The longer, multi-seed version is in
 :ref:`does-initialization-matter`.
@@ -17,73 +18,26 @@ training losses show what those variances mean. The longer, multi-seed version i
 # Data and model
 # --------------
 # The official MNIST test split, verified by checksum; ``INITBOOK_DATA`` says where it is (see the README).
-import itertools
-
+# :func:`initbook.train.scheme_model` builds the MLP and applies a scheme; the five schemes and their
+# per-layer variances are defined once in :mod:`initbook.train`, for this script and the book's page.
 import matplotlib.pyplot as plt
 import torch
-from torch import nn
 
 import initbook
 
-images, labels = initbook.data.load_mnist("test", download=True)
-split = initbook.data.book_split(images, labels)
-SIZES = [784, 512, 256, 128, 64, 10]
-
-
-def mlp():
-    layers = []
-    for i, (a, b) in enumerate(itertools.pairwise(SIZES)):
-        layers.append(nn.Linear(a, b))
-        if i < len(SIZES) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-def uniform_001(weight, fans, generator):
-    return torch.nn.init.uniform_(weight, -0.01, 0.01, generator=generator)
-
-
-schemes = {
-    "U(±0.01)": ((uniform_001,), {}, [0.01**2 / 3] * 5, [0.0] * 5),
-    "He normal": (
-        ("kaiming_normal",),
-        {"nonlinearity": "relu"},
-        [2 / a for a in SIZES[:-1]],
-        [0.0] * 5,
-    ),
-    "He uniform": (
-        ("kaiming_uniform",),
-        {"nonlinearity": "relu"},
-        [2 / a for a in SIZES[:-1]],
-        [0.0] * 5,
-    ),
-    "Xavier normal": (
-        ("xavier_normal",),
-        {},
-        [2 / (a + b) for a, b in itertools.pairwise(SIZES)],
-        [0.0] * 5,
-    ),
-    "PyTorch default": (
-        None,
-        {},
-        [1 / (3 * a) for a in SIZES[:-1]],
-        [1 / (3 * a) for a in SIZES[:-1]],
-    ),
-}
+initbook.plotting.use_book_style()
+split = initbook.data.load_book_split()
+SIZES = initbook.train.BOOK_SIZES
 
 # %%
 # Output variance at initialization
 # ---------------------------------
 # Measured on 2,000 training images, against the layer-by-layer prediction.
-models = {}
-for name, (args, kwargs, weight_vars, bias_vars) in schemes.items():
-    torch.manual_seed(0)
-    model = mlp()
-    if args is not None:
-        initbook.init_model(model, *args, generator=torch.Generator().manual_seed(0), **kwargs)
-    models[name] = model
+for name in initbook.train.SCHEMES:
+    model = initbook.train.scheme_model(name, seed=0)
     with torch.no_grad():
         measured = model(split.x_train[:2000]).pow(2).mean().item()
+    weight_vars, bias_vars = initbook.train.scheme_variances(name)
     predicted = initbook.theory.propagate_variance(
         SIZES, weight_vars, ["relu"] * 4 + ["linear"], bias_vars=bias_vars
     ).pre_var[-1]
@@ -92,19 +46,12 @@ for name, (args, kwargs, weight_vars, bias_vars) in schemes.items():
 # %%
 # One epoch of SGD
 # ----------------
-# Same data order for every scheme (the shuffling seed is fixed), momentum 0.9, learning rate 0.01.
+# :func:`initbook.train.train_schemes`: the same data order for every scheme, momentum 0.9, learning rate
+# 0.01. The page trains three seeds for three epochs with the same call; its seed-0 runs start with exactly
+# these steps.
+histories = initbook.train.train_schemes(split, seeds=(0,), epochs=1)
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-for (name, model), color in zip(models.items(), ["C7", "C0", "C2", "C1", "C3"], strict=True):
-    hist = initbook.train.fit(
-        model,
-        split.x_train,
-        split.y_train,
-        epochs=1,
-        lr=0.01,
-        momentum=0.9,
-        heldout=(split.x_heldout, split.y_heldout),
-        track_train_accuracy=False,
-    )
+for (name, (hist,)), color in zip(histories.items(), ["C7", "C0", "C2", "C1", "C3"], strict=True):
     smooth = hist.loss.unfold(0, 5, 5).mean(dim=1)
     ax.plot(torch.arange(smooth.numel()) * 5 + 2.5, smooth, color=color, label=name)
     print(f"{name:>16}: held-out accuracy after one epoch {100 * hist.heldout_accuracy[-1]:.1f} %")

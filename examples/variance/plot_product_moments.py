@@ -28,6 +28,7 @@ import torch
 
 import initbook
 
+initbook.plotting.use_book_style()
 gen = torch.Generator().manual_seed(0)
 SAMPLES = 1_000_000
 

@@ -96,6 +96,7 @@ print(f"He, layer 50: second moment {q_he[-1]:.3f} (theory {theory_he[-1]:.3f})"
 # :math:`\sqrt{q_l}` on the log scale (left); the white lines are :math:`\pm\sqrt{q_l}` (right).
 import matplotlib.pyplot as plt
 
+initbook.plotting.use_book_style()
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 layers_n01 = q_n01.numel()
 ax0.imshow(

@@ -103,6 +103,7 @@ print(f"relu_mean_gaussian(1) = {gaussian_check:.4f}, the Gaussian row's theory"
 # which "agrees" is decided.
 import matplotlib.pyplot as plt
 
+initbook.plotting.use_book_style()
 names = [r[0] for r in rows]
 pos = torch.arange(len(rows))
 colors = [f"C{i}" for i in range(len(rows))]

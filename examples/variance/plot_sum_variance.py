@@ -114,6 +114,7 @@ for name, row in estimates.items():
 # overlap.
 import matplotlib.pyplot as plt
 
+initbook.plotting.use_book_style()
 fig, (ax0, ax1) = plt.subplots(
     2, 1, figsize=(7, 6), layout="constrained", sharex=True, height_ratios=[3, 2]
 )

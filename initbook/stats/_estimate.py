@@ -164,12 +164,102 @@ class Estimate:
         diff = torch.as_tensor(self.value - value, dtype=torch.float64).abs()
         return bool((diff <= z * torch.as_tensor(self.stderr, dtype=torch.float64)).all())
 
+    @classmethod
+    def from_samples(cls, values: torch.Tensor | Sequence[float], dim: int = 0) -> Estimate:
+        r"""The estimate from independent per-trial values laid out along ``dim``.
+
+        The mean and the standard error :math:`s/\sqrt n` (with the :math:`n-1` sample variance) along
+        ``dim``, computed in float64. A 1-D input gives float fields; more dimensions give float64 tensors
+        with ``dim`` removed (one estimate per remaining entry, e.g. per layer). This is what
+        :func:`monte_carlo` returns when the trials are already drawn.
+
+        Args:
+            values: the per-trial values, a real tensor or a sequence of numbers.
+            dim: the dimension that indexes the independent trials (negative counts from the end).
+
+        Returns:
+            An :class:`Estimate` with ``n`` the size of ``dim``.
+
+        Raises:
+            TypeError: ``values`` is not a real tensor or a sequence of numbers, or ``dim`` is not an int.
+            ValueError: ``dim`` is out of range, or fewer than 2 trials lie along it.
+
+        Examples:
+            >>> est = initbook.stats.Estimate.from_samples(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+            >>> est.value, round(est.stderr, 4), est.n  # sd = 1.291, se = sd / 2
+            (2.5, 0.6455, 4)
+            >>> per_layer = torch.tensor([[1.0, 10.0], [3.0, 10.0]])  # 2 trials, 2 layers
+            >>> print(initbook.stats.Estimate.from_samples(per_layer))
+            [2.0 ± 1.0, 10 ± 0]
+            >>> initbook.stats.Estimate.from_samples(per_layer, dim=1).value
+            tensor([5.5000, 6.5000], dtype=torch.float64)
+        """
+        if not isinstance(values, torch.Tensor):
+            if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+                raise TypeError(
+                    f"values must be a torch.Tensor or a sequence of numbers, got {type(values).__name__}"
+                )
+            try:
+                values = torch.as_tensor(values, dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise TypeError(f"values must be a sequence of numbers, got {values!r}") from exc
+        if values.is_complex() or values.dtype == torch.bool:
+            raise TypeError(
+                f"values must have a real floating or integer dtype, got {values.dtype}"
+            )
+        check_int("dim", dim)
+        if values.dim() == 0 or not -values.dim() <= dim < values.dim():
+            raise ValueError(
+                f"dim={dim} is out of range for values of shape {tuple(values.shape)}; "
+                f"valid dims are {-max(values.dim(), 1)} to {max(values.dim(), 1) - 1}"
+            )
+        n = values.shape[dim]
+        if n < 2:
+            raise ValueError(
+                f"need at least 2 trials along dim={dim} for a standard error, got {n} "
+                f"(values of shape {tuple(values.shape)})"
+            )
+        trials = values.detach().to(torch.float64).movedim(dim, 0)
+        # the same arithmetic as monte_carlo over one batch: mean, then the sum of squared deviations
+        mean = trials.mean(dim=0)
+        m2 = (trials - mean).square().sum(dim=0)
+        stderr = (m2 / (n - 1) / n).sqrt()
+        if mean.dim() == 0:
+            return cls(float(mean), float(stderr), n)
+        return cls(mean, stderr, n)
+
     def __str__(self) -> str:
         if isinstance(self.value, torch.Tensor):
             stderr = torch.as_tensor(self.stderr).flatten().tolist()
             pairs = zip(self.value.flatten().tolist(), stderr, strict=True)
             return "[" + ", ".join(_format_estimate(v, s) for v, s in pairs) + "]"
         return _format_estimate(self.value, float(self.stderr))
+
+    def __format__(self, spec: str) -> str:
+        """Format the value and the standard error with the same spec: ``f"{est:.3f}"`` -> ``"0.123 ± 0.004"``.
+
+        An empty spec gives :meth:`__str__` (the value rounded to the standard error's second significant
+        digit). A vector-valued estimate formats each entry, in brackets.
+
+        Examples:
+            >>> est = initbook.stats.Estimate(0.12345, 0.00412, 100)
+            >>> f"{est:.3f}", f"{est:.1e}", f"{est}"
+            ('0.123 ± 0.004', '1.2e-01 ± 4.1e-03', '0.1235 ± 0.0041')
+            >>> f"{initbook.stats.Estimate(torch.tensor([1.0, 2.0]), torch.tensor([0.1, 0.2]), 10):.2f}"
+            '[1.00 ± 0.10, 2.00 ± 0.20]'
+        """
+        if not spec:
+            return str(self)
+        try:
+            if isinstance(self.value, torch.Tensor):
+                stderr = torch.as_tensor(self.stderr).flatten().tolist()
+                pairs = zip(self.value.flatten().tolist(), stderr, strict=True)
+                return "[" + ", ".join(f"{v:{spec}} ± {s:{spec}}" for v, s in pairs) + "]"
+            return f"{self.value:{spec}} ± {float(self.stderr):{spec}}"
+        except ValueError as exc:
+            raise ValueError(
+                f"invalid format spec {spec!r} for an Estimate: use a float spec such as '.3f' ({exc})"
+            ) from None
 
 
 _MC_STATISTICS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
