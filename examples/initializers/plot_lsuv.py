@@ -10,7 +10,7 @@ turn until its output variance is 1. This example runs :func:`initbook.lsuv_` on
 :func:`initbook.theory.propagate_variance`.
 
 The chapter :ref:`lsuv-training` runs LSUV on MNIST, compares it with the quadrature prediction and trains
-the result; :ref:`beyond-gaussian` introduces it.
+the result; :ref:`gains` derives the length map it measures.
 """
 
 # License: BSD-3-Clause
