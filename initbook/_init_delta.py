@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import init as _init
-from ._validation import check_float_tensor, check_real
+from ._validation import check_float_tensor, check_generator, check_real
 
 __all__ = ["delta_orthogonal_"]
 
@@ -64,7 +64,7 @@ def delta_orthogonal_(
     """
     check_float_tensor("tensor", tensor)
     gain = check_real("gain", gain, nonnegative=True)
-    _init._check_generator(generator)
+    check_generator(generator)
     _init._check_min_dims(tensor, 3, "delta_orthogonal_")
     out, inp, *kernel = tensor.shape
     if any(size % 2 == 0 for size in kernel):

@@ -2025,7 +2025,7 @@ def test_transformer_recipes(kind, n_layers, std):
     batch=int_or_bad(st.integers(1, 4), 1),
     length=int_or_bad(st.integers(1, 6), 1),
     vocab=int_or_bad(st.integers(3, 9), 3),
-    depth=int_or_bad(st.integers(1, 4), 1),
+    depth=int_or_bad(st.integers(0, 4), 0),  # depth 0: the spread of the input itself
     skip=st.booleans(),
 )
 def test_sequence_helpers(batch, length, vocab, depth, skip):

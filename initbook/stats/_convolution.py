@@ -196,7 +196,7 @@ def conv_jacobian_singular_values(
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype={dtype} is not supported; use torch.float32 or torch.float64")
     if q0 is None:
-        from .theory import fixed_point_q
+        from ..theory import fixed_point_q
 
         q_star = fixed_point_q(sigma_w2, sigma_b2, phi)
         q0 = q_star if math.isfinite(q_star) and q_star > 0 else 1.0
