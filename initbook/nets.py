@@ -1,7 +1,7 @@
-r"""The book's networks: plain MLPs (:func:`mlp`), and residual networks without normalization with the
+r"""The book's networks: plain MLPs (:func:`initbook.nets.mlp`), and residual networks without normalization with the
 initializations that make them trainable.
 
-:func:`mlp` builds the fully connected network every Part I and II experiment uses,
+:func:`initbook.nets.mlp` builds the fully connected network every Part I and II experiment uses,
 ``Linear → activation → … → Linear``, with PyTorch's default initialization.
 
 A residual block adds a branch to its input, :math:`x_{l+1} = x_l + \alpha\,F_l(x_l)`, where the branch
