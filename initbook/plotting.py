@@ -42,11 +42,13 @@ def book_style() -> Iterator[None]:
 
     Examples:
         >>> import matplotlib
+        >>> matplotlib.rcParams["grid.alpha"] = 0.8
         >>> with initbook.plotting.book_style():
         ...     matplotlib.rcParams["grid.alpha"]
         0.3
-        >>> matplotlib.rcParams["grid.alpha"] == 0.3
-        False
+        >>> matplotlib.rcParams["grid.alpha"]  # restored on leaving
+        0.8
+        >>> matplotlib.rcdefaults()
     """
     import matplotlib
 
