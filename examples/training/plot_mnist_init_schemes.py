@@ -47,7 +47,7 @@ for name in initbook.train.SCHEMES:
 # One epoch of SGD
 # ----------------
 # :func:`initbook.train.train_schemes`: the same data order for every scheme, momentum 0.9, learning rate
-# 0.01. The page trains three seeds for three epochs with the same call; its seed-0 runs start with exactly
+# 0.01. The page trains three seeds for two epochs with the same call; its seed-0 runs start with exactly
 # these steps.
 histories = initbook.train.train_schemes(split, seeds=(0,), epochs=1)
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
