@@ -156,7 +156,7 @@ def gated_cell_jacobian(
 ) -> GatedCellRun:
     r"""Feed random inputs to an LSTM or GRU cell and measure how a perturbation of its initial state decays.
 
-    The inputs are :math:`x_t \sim \mathcal N(0, \text{input\_std}^2 I)`, fresh at every step, and the
+    The inputs are :math:`x_t \sim \mathcal N(0, \sigma^2 I)` with :math:`\sigma` = ``input_std``, fresh at every step, and the
     initial state is zero. The tangent :math:`\partial s_k/\partial s_0\,v` is propagated with
     :func:`torch.autograd.functional.jvp` through ``cell`` itself, so everything torch's cell computes is included. The
     direct path multiplies by the keep gate only: torch's gate order is :math:`(i, f, g, o)` for the LSTM
