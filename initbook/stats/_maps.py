@@ -192,7 +192,8 @@ class _MatmulMap:
         return self._fixed
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.fixed if self.reuse else self._draw(self.trials, self.generator)
+        fixed = self.fixed
+        a = fixed if fixed is not None else self._draw(self.trials, self.generator)
         return _matvec(a, x.to(self.dtype))
 
     def blocks(self, size: int) -> Iterator[tuple[slice, _MatmulMap]]:
