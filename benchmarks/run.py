@@ -223,18 +223,29 @@ BATCH_BYTES = 4 * 2**20
 
 
 def batched_mean_square(n: int, trials: int) -> float:
-    """``monte_carlo`` with the batch chosen by size: as many trials as fit their matrices in 4 MB.
+    """``monte_carlo`` with the batch and the product chosen by size.
 
-    Drawing the matrices dominates (26 million normal numbers at n = 512, on both sides); a batch that fits in
-    the CPU cache avoids streaming 100 MB through memory, and the row-vector product ``x a^T`` uses torch's
-    matrix-vector kernel instead of its slower batched column-vector one (see ``initbook.stats._maps._matvec``).
+    Drawing the matrices dominates at n = 512 (26 million normal numbers, on both sides), so the batched
+    version can only match the loop there, not beat it. What it must avoid is losing:
+
+    * a batch holds as many trials as fit their matrices in 4 MB (about a cache's worth), drawn into one
+      buffer: a fresh allocation of a few megabytes per batch costs a page fault per 4 KB on its first write;
+    * a matrix of 256 KB or more is multiplied chain by chain (``torch.mv``, the loop's kernel). One batched
+      product splits the chains between threads, and with two threads half of the matrices, just drawn by
+      one core, are read by the other: 1.5 times the loop's time here, against the loop's time chain by chain.
+      Small matrices go through one batched product, which is what makes n = 32 several times faster.
     """
+    batch = max(1, BATCH_BYTES // (4 * n * n))
+    buffer = torch.empty(batch, n, n)
+    per_chain = 4 * n * n >= 2**18
 
     def sample(b, g):
-        x = torch.randn(b, 1, n, generator=g)
-        return x @ torch.randn(b, n, n, generator=g).transpose(-1, -2)
+        x = torch.randn(b, n, generator=g)
+        a = buffer[:b].normal_(generator=g)
+        if per_chain:
+            return torch.stack([torch.mv(a[i], x[i]) for i in range(b)])
+        return (x.unsqueeze(1) @ a.transpose(-1, -2)).squeeze(1)
 
-    batch = max(1, BATCH_BYTES // (4 * n * n))
     return initbook.stats.monte_carlo(
         sample, "mean_sq", trials, generator=torch.Generator(), batch=batch
     ).value

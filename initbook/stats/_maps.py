@@ -168,8 +168,11 @@ class _MatmulMap:
         # the generator's state before the first draw of the reused matrices
         self._start: torch.Tensor | None = None
 
-    def _draw(self, count: int, generator: torch.Generator | None) -> torch.Tensor:
-        a = torch.empty((count, self.n, self.n), dtype=torch.float32)
+    def _draw(
+        self, count: int, generator: torch.Generator | None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``count`` matrices of N(0, scale^2) entries, drawn in float32, in ``out`` if given (float32)."""
+        a = torch.empty((count, self.n, self.n), dtype=torch.float32) if out is None else out
         return a.normal_(0.0, self.scale, generator=generator).to(self.dtype)
 
     def _source(self) -> torch.Generator | None:
@@ -201,7 +204,10 @@ class _MatmulMap:
 
         Draws each block's matrices just before it is yielded, unless the matrices are already held or a
         chain's matrix does not hold a multiple of 16 numbers (then all are drawn first, see the class
-        docstring).
+        docstring). The drawn blocks share one buffer: a block's matrices are valid until the next block is
+        drawn, which is how :func:`first_steps` and :func:`trajectory` use them. A fresh allocation of a few
+        megabytes per block costs a page fault per 4 KB on its first write, which made drawing the matrices
+        a quarter slower than the seed notebooks' loop, whose one-matrix allocations the C library reuses.
         """
         if not self.reuse:
             raise ValueError(
@@ -210,10 +216,12 @@ class _MatmulMap:
         per_chain = self.n * self.n
         lazy = self._fixed is None and per_chain % 16 == 0
         source = self._source() if lazy else None
+        buffer = torch.empty((min(size, self.trials), self.n, self.n)) if lazy else None
         for start in range(0, self.trials, size):
             stop = min(start + size, self.trials)
             if lazy:
-                a = self._draw(stop - start, source)
+                # a leading slice of a contiguous buffer is contiguous: the same fill order, the same numbers
+                a = self._draw(stop - start, source, cast(torch.Tensor, buffer)[: stop - start])
             else:
                 a = cast(torch.Tensor, self.fixed)[start:stop]
             yield (
