@@ -39,13 +39,13 @@ def machine_line(results: dict) -> str:
 
 def comparisons_table(results: dict) -> str:
     rows = [
-        "| what | baseline | baseline time | initbook | initbook time | speed-up | threads |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: |",
+        "| what | threads | baseline | baseline time | initbook | initbook time | speed-up |",
+        "| --- | ---: | --- | ---: | --- | ---: | ---: |",
     ]
     for c in results["comparisons"]:
         rows.append(
-            f"| {c['task']} | {c['baseline']} | {_s(c['baseline_s'])} | {c['initbook']} | "
-            f"{_s(c['initbook_s'])} | {c['baseline_s'] / c['initbook_s']:.1f}x | {c['threads']} |"
+            f"| {c['task']} | {c['threads']} | {c['baseline']} | {_s(c['baseline_s'])} | {c['initbook']} | "
+            f"{_s(c['initbook_s'])} | {c['baseline_s'] / c['initbook_s']:.3g}x |"
         )
     return "\n".join(rows)
 

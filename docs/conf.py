@@ -193,9 +193,9 @@ sphinx_gallery_conf = {
         ]
     ),
     "within_subsection_order": "FileNameSortKey",
+    # names of initbook's objects in the examples' code link to their API pages, which sphinx-gallery finds in
+    # the book being built (its `reference_url` option is deprecated and ignored)
     "doc_module": ("initbook",),
-    # names of initbook's objects in the examples' code link to their API pages
-    "reference_url": {"initbook": None},
     "backreferences_dir": "gen_modules/backreferences",
     "remove_config_comments": True,
     "image_scrapers": ("matplotlib",),
