@@ -175,10 +175,15 @@ def gpt2_init_(
 ) -> nn.Module:
     r"""GPT-2's initialization: :math:`\mathcal N(0, 0.02^2)` everywhere, :math:`0.02/\sqrt{2L}` on residual outputs.
 
-    From "Language Models are Unsupervised Multitask Learners", Radford et al. (2019), as in its released
-    code: every linear and embedding weight from :math:`\mathcal N(0, \sigma^2)` with :math:`\sigma = 0.02`,
-    except the two residual output projections of every block (attention output and MLP output), which get
-    :math:`\sigma/\sqrt{2L}` (:func:`initbook.theory.gpt2_residual_std`); biases 0, LayerNorm weights 1.
+    The scaling described in "Language Models are Unsupervised Multitask Learners", Radford et al. (2019), in
+    the form of its common reimplementations (Hugging Face's ``GPT2Model``, nanoGPT): every linear and embedding
+    weight from :math:`\mathcal N(0, \sigma^2)` with :math:`\sigma = 0.02`, except the two residual output
+    projections of every block (attention output and MLP output), which get :math:`\sigma/\sqrt{2L}`
+    (:func:`initbook.theory.gpt2_residual_std`); biases 0, LayerNorm weights 1. (OpenAI's released GPT-2 code
+    draws its position embeddings with standard deviation 0.01 and does not apply the :math:`1/\sqrt{2L}`.)
+    The :math:`2L` counts two residual branches per block; an ``nn.TransformerDecoderLayer``'s cross-attention
+    output is scaled by the same factor, so a stack of those has :math:`3L` branches scaled as if it had
+    :math:`2L`.
 
     Args:
         model: a model containing recognized attention modules (see :mod:`initbook.init`).

@@ -66,8 +66,10 @@ NOT_SOURCES = (
     "sg_execution_times.rst",
     "jupyter_execute",
 )
-# Markers of an output shown as its text repr where a figure or a table should be (not a Sphinx warning).
-_TEXT_REPRS = ("&lt;Figure size", "&lt;IPython.core.display.Markdown object&gt;")
+# Markers of an output shown as its text repr where a figure or a table should be (not a Sphinx warning), and
+# of a glued Markdown table shown as its source: `{glue:}` renders Markdown as CommonMark, which has no tables
+# (a table needs `{glue:md}` with `:format: myst`).
+_TEXT_REPRS = ("&lt;Figure size", "&lt;IPython.core.display.Markdown object&gt;", "<p>| ")
 
 
 def doctest_inputs(docs: Path, sphinx_args: tuple[str, ...]) -> str:
@@ -138,8 +140,9 @@ def build(
 def check_rendered(html: Path) -> int:
     """Return 1 (and say where) if a page shows an output's text repr where a figure or table should be.
 
-    A glued matplotlib figure without a PNG (wrong backend in the kernel) renders as ``<Figure size ...>``
-    and a glued table without Markdown as its string repr; neither is a Sphinx warning.
+    A glued matplotlib figure without a PNG (wrong backend in the kernel) renders as ``<Figure size ...>``,
+    a glued table without Markdown as its string repr, and a Markdown table glued with ``{glue:}`` as its
+    source text in a paragraph; none of them is a Sphinx warning.
     """
     pages = sorted(html.rglob("*.html"))
     bad = [
