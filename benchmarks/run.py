@@ -108,13 +108,23 @@ def _export(rev: str | None, dest: Path) -> Path:
     return dest
 
 
-def _measure(copy: Path, prose_edit: bool) -> dict:
-    """Clean build (html, strict), a rebuild with no change (as ``nox -s docs``), and a prose edit.
+def _build_command(copy: Path, *args: str) -> list[str]:
+    """The command that builds ``copy``'s book: with its own ``tools/build_docs.py`` if it has one.
 
-    Every build of either revision is run by this checkout's ``tools/build_docs.py``, as ``nox -s docs``.
+    A revision is built the way ``nox -s docs`` built it at that revision, checks included (this checkout's
+    script fails an older revision on what it checks and that revision did not); a revision older than the
+    script is built by this checkout's.
     """
+    own = copy / "tools" / "build_docs.py"
+    if own.is_file():
+        return [sys.executable, str(own), "--docs", str(copy / "docs"), *args]
+    return build_docs.command(copy / "docs", *args)
+
+
+def _measure(copy: Path, prose_edit: bool) -> dict:
+    """Clean build (html, strict), a rebuild with no change (as ``nox -s docs``), and a prose edit."""
     out: dict = {"load_before": _load()}
-    out["clean_s"], log = _run_build(copy, build_docs.command(copy / "docs", "-b", "html"))
+    out["clean_s"], log = _run_build(copy, _build_command(copy, "-b", "html"))
     out["clean_executed"] = len(_executed(log))
     docs = f"{copy / 'docs'}/"
     out["page_seconds"] = {  # read by docs/_ext/initbook_execute.py to order a clean build's pages
@@ -122,7 +132,7 @@ def _measure(copy: Path, prose_edit: bool) -> dict:
         for path, seconds in re.findall(r"(\S+\.md): Executed notebook in ([\d.]+) seconds", log)
     }
     out["load_after_clean"] = _load()
-    commands = [build_docs.command(copy / "docs")]  # html, then doctest
+    commands = [_build_command(copy)]  # html, then doctest
     # once untimed: the doctest builder's first run after the clean HTML build
     for command in commands:
         _run_build(copy, command)
